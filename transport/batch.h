@@ -1,0 +1,77 @@
+// File: transport/batch.h
+//
+// The signed batch: the unit a replica authors, stores verbatim, relays and
+// applies (docs/batch-format.md; schema in batch.capnp). Sealing encodes the
+// body and signs "edgesync/batch/v1" ‖ body with the author's key. Opening
+// checks size limits, parses the envelope and verifies the signature without
+// decoding the delta, so a relay can forward a batch whose delta format it
+// does not understand.
+//
+//   absl::StatusOr<std::string> bytes = SealBatch(header, EncodeCompact(delta), key);
+//   absl::StatusOr<OpenedBatch> b = OpenBatch(*bytes);       // verified
+//   absl::StatusOr<crdt::Delta> d = DecodeBatchDelta(*b);    // validated
+
+#ifndef EDGESYNC_TRANSPORT_BATCH_H_
+#define EDGESYNC_TRANSPORT_BATCH_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "crdt/delta.h"
+#include "crdt/dot.h"
+#include "crdt/size_limits.h"
+#include "transport/signing_key.h"
+
+namespace edgesync::transport {
+
+inline constexpr uint16_t kBatchFormatVersion = 1;
+inline constexpr absl::string_view kBatchSignatureTag = "edgesync/batch/v1";
+// An encoded signed batch: the largest delta plus the envelope.
+inline constexpr size_t kBatchBytesMax = crdt::kDeltaBytesMax + (64u << 10);
+
+// The envelope fields. Thread-compatible value type.
+struct BatchHeader {
+  std::string document;
+  crdt::AuthorKey author;
+  uint64_t seq_first = 0;
+  uint64_t seq_last = 0;
+  uint64_t hlc = 0;
+  uint8_t delta_format = 1;
+  bool compacted = false;
+
+  friend bool operator==(const BatchHeader&, const BatchHeader&) = default;
+};
+
+// A batch whose envelope parsed and whose signature verified.
+// Thread-compatible value type.
+struct OpenedBatch {
+  BatchHeader header;
+  std::string delta;  // the delta bytes, in header.delta_format
+  std::string bytes;  // the whole signed batch, verbatim
+};
+
+// Checks a document id: UTF-8, 1 to kDocumentIdBytesMax bytes.
+absl::Status ValidateDocumentId(absl::string_view id);
+
+// Encodes and signs. REQUIRES: key.public_key() == header.author.
+// kInvalidArgument for a bad document id or seq range; kResourceExhausted if
+// the result would exceed kBatchBytesMax.
+absl::StatusOr<std::string> SealBatch(const BatchHeader& header, absl::string_view delta,
+                                      const SigningKey& key);
+
+// Parses and verifies. kInvalidArgument for malformed bytes, a size over
+// `max_bytes`, a bad document id or seq range; kUnimplemented for a newer
+// envelope format; kUnauthenticated for a signature that does not verify.
+// It does not check that the author is trusted: that is the replica's rule.
+absl::StatusOr<OpenedBatch> OpenBatch(absl::string_view bytes, size_t max_bytes = kBatchBytesMax);
+
+// Decodes the delta of an opened batch and checks it against the header
+// (ValidateBatchDelta). kUnimplemented for a delta format this build does
+// not read; kInvalidArgument for a malformed delta.
+absl::StatusOr<crdt::Delta> DecodeBatchDelta(const OpenedBatch& batch);
+
+}  // namespace edgesync::transport
+
+#endif  // EDGESYNC_TRANSPORT_BATCH_H_
