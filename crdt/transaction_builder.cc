@@ -199,14 +199,21 @@ absl::Status TransactionBuilder::Apply(Step step) {
 }
 
 absl::StatusOr<Delta> TransactionBuilder::Finish() {
-  Delta out = delta_.ToDelta();
-  if (out.empty()) return out;
-  if (dots_used() == 0) {
+  if (delta_.row_count() == 0 && dots_used() == 0) {
+    bool saw_anything = false;
+    absl::Status s = delta_.ForEachContext([&](const AuthorKey&, const RangeSet&) {
+      saw_anything = true;
+      return false;
+    });
+    if (!s.ok()) return s;
+    if (!saw_anything) return Delta();
     // A transaction that only removes still takes one dot, so its batch has
-    // a seq range.
-    out.context.Insert(NewDot());
+    // a seq range; the state records it like any other.
+    Step step;
+    step.context.Insert(NewDot());
+    if (absl::Status a = Apply(std::move(step)); !a.ok()) return a;
   }
-  return out;
+  return delta_.ToDelta();
 }
 
 }  // namespace edgesync::crdt
