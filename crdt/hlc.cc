@@ -7,12 +7,16 @@ namespace edgesync::crdt {
 uint64_t HlcNext(uint64_t high_water, uint64_t wall_millis) {
   // Clamp the wall time so the shift cannot overflow (year 10889).
   const uint64_t wall = HlcFromMillis(std::min<uint64_t>(wall_millis, (uint64_t{1} << 47)));
+  if (high_water == UINT64_MAX) return UINT64_MAX;
   return std::max(high_water + 1, wall);
 }
 
 absl::StatusOr<uint64_t> HybridClock::Next(HlcHighWater* store) {
   absl::StatusOr<uint64_t> high = store->LoadHighWater();
   if (!high.ok()) return high.status();
+  if (*high == UINT64_MAX) {
+    return absl::OutOfRangeError("the hybrid clock has reached its largest time");
+  }
   const uint64_t t = HlcNext(*high, wall_->NowMillis());
   if (absl::Status s = store->SaveHighWater(t); !s.ok()) return s;
   return t;

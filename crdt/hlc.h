@@ -44,7 +44,8 @@ class HlcHighWater {
 };
 
 // The next time after `high_water` at wall time `wall_millis`: strictly
-// greater than high_water, and at least the wall time. Pure.
+// greater than high_water (UINT64_MAX stays UINT64_MAX), and at least the
+// wall time. Pure.
 uint64_t HlcNext(uint64_t high_water, uint64_t wall_millis);
 
 // Thread-compatible; the wall clock must outlive it.
@@ -53,6 +54,7 @@ class HybridClock {
   explicit HybridClock(WallClock* wall) : wall_(wall) {}
 
   // Returns a fresh time and saves it as the new high-water mark.
+  // kOutOfRange once the mark is UINT64_MAX (no greater time exists).
   absl::StatusOr<uint64_t> Next(HlcHighWater* store);
   // Raises the high-water mark to `seen` (a time received from a peer) so
   // later local times sort after it. Never lowers it.

@@ -30,6 +30,11 @@ class TreeBuilder {
     return AddScalar(Value::Int(static_cast<int64_t>(u)));
   }
   bool number_float(double d, const std::string& text) {
+    // An integer literal too large for int64 arrives here as a double;
+    // refuse it rather than silently change its type and value.
+    if (text.find_first_of(".eE") == std::string::npos) {
+      return Fail(absl::StrCat("integer ", text.substr(0, 40), " is outside the int64 range"));
+    }
     absl::StatusOr<Value> v = Value::Double(d);
     if (!v.ok()) return Fail(absl::StrCat("number ", text, ": ", v.status().message()));
     return AddScalar(*std::move(v));
@@ -50,17 +55,17 @@ class TreeBuilder {
     Tree t = std::move(stack_.back().tree);
     stack_.pop_back();
     std::sort(t.map.begin(), t.map.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
+              [](const auto& a, const auto& b) { return a.key < b.key; });
     for (size_t i = 1; i < t.map.size(); ++i) {
-      if (t.map[i - 1].first == t.map[i].first) {
-        return Fail(absl::StrCat("duplicate key \"", t.map[i].first.substr(0, 64), "\""));
+      if (t.map[i - 1].key == t.map[i].key) {
+        return Fail(absl::StrCat("duplicate key \"", t.map[i].key.substr(0, 64), "\""));
       }
     }
-    if (t.map.size() == 1 && t.map[0].first == kBytesKey &&
-        t.map[0].second.kind == Tree::Kind::kScalar &&
-        t.map[0].second.scalar.type() == ValueType::kString) {
+    if (t.map.size() == 1 && t.map[0].key == kBytesKey &&
+        t.map[0].value.kind == Tree::Kind::kScalar &&
+        t.map[0].value.scalar.type() == ValueType::kString) {
       std::string raw;
-      if (!absl::Base64Unescape(t.map[0].second.scalar.bytes_value(), &raw)) {
+      if (!absl::Base64Unescape(t.map[0].value.scalar.bytes_value(), &raw)) {
         return Fail("\"$bytes\" holds invalid base64");
       }
       absl::StatusOr<Value> b = Value::Bytes(std::move(raw));

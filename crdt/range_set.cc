@@ -16,9 +16,10 @@ RangeSet RangeSet::Of(uint64_t first, uint64_t last) {
 
 void RangeSet::Insert(uint64_t first, uint64_t last) {
   ES_CHECK(first >= 1 && first <= last);
-  // First range that could touch [first, last]: its last >= first - 1.
+  // First range that could touch [first, last]: its last >= first - 1
+  // (first >= 1, so this cannot underflow; r.last + 1 could overflow).
   auto lo = std::lower_bound(ranges_.begin(), ranges_.end(), first,
-                             [](const Range& r, uint64_t v) { return r.last + 1 < v; });
+                             [](const Range& r, uint64_t v) { return r.last < v - 1; });
   // Merge every range whose first <= last + 1 (beware overflow at UINT64_MAX).
   auto hi = lo;
   while (hi != ranges_.end() &&

@@ -15,9 +15,15 @@ std::strong_ordering operator<=>(const RowKey& a, const RowKey& b) {
   return a.dot <=> b.dot;
 }
 
+namespace {
+constexpr uint64_t kSignBit = uint64_t{1} << 63;
+}  // namespace
+
 std::string EncodeCounterVariant(int64_t total) {
+  // Sign bit flipped: byte order is numeric order, so the largest of an
+  // equivocated row's totals is its last variant.
   std::string out;
-  AppendFixed64BigEndian(&out, static_cast<uint64_t>(total));
+  AppendFixed64BigEndian(&out, static_cast<uint64_t>(total) ^ kSignBit);
   return out;
 }
 
@@ -26,7 +32,7 @@ absl::StatusOr<int64_t> DecodeCounterVariant(absl::string_view variant) {
   absl::StatusOr<uint64_t> bits = in.Fixed64BigEndian("counter total");
   if (!bits.ok()) return bits.status();
   if (!in.empty()) return absl::InvalidArgumentError("trailing bytes after counter total");
-  return static_cast<int64_t>(*bits);
+  return static_cast<int64_t>(*bits ^ kSignBit);
 }
 
 std::string EncodeRegisterVariant(uint64_t hlc, const Value& value) {
@@ -65,6 +71,9 @@ bool MergeVariants(RowValue* into, const RowValue& from) {
 absl::Status ValidateRow(const RowKey& key, const RowValue& value, size_t max_variants) {
   if (key.dot.n == 0 || key.dot.n > kDotMax) {
     return absl::InvalidArgumentError(absl::StrCat("dot number ", key.dot.n, " is out of range"));
+  }
+  if (key.path.is_root()) {
+    return absl::InvalidArgumentError("a row at the document root (the root is always a map)");
   }
   if (static_cast<uint8_t>(key.facet) >= kFacetCount) {
     return absl::InvalidArgumentError("unknown row facet");

@@ -67,7 +67,9 @@ struct Row {
   friend bool operator==(const Row&, const Row&) = default;
 };
 
-// Variant encodings.
+// Variant encodings. A counter total is 8 bytes big-endian with the sign
+// bit flipped (numeric order); a register variant is its HLC time (8 bytes
+// big-endian) then the value's canonical encoding.
 std::string EncodeCounterVariant(int64_t total);
 absl::StatusOr<int64_t> DecodeCounterVariant(absl::string_view variant);
 struct RegisterVariant {
@@ -82,7 +84,8 @@ RowValue SingleVariant(std::string variant);
 // Sorted union of two variant lists. Returns true if `into` changed.
 bool MergeVariants(RowValue* into, const RowValue& from);
 
-// Checks a row from an untrusted source: path and element well formed, the
+// Checks a row from an untrusted source: not at the root, path and element
+// well formed, the
 // element present exactly for set members, dot in range, and 1 to
 // `max_variants` variants that parse for the facet, sorted and distinct.
 absl::Status ValidateRow(const RowKey& key, const RowValue& value, size_t max_variants);

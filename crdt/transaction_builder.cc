@@ -56,7 +56,12 @@ absl::Status TransactionBuilder::WriteTree(const Path& path, const Tree& value, 
     case Tree::Kind::kSet:
       AddRow(step, RowKey{path, Facet::kSet, "", NewDot()}, SingleVariant(""));
       for (const Value& element : value.set) {
-        AddRow(step, RowKey{path, Facet::kSet, element.Canonical(), NewDot()}, SingleVariant(""));
+        std::string encoded = element.Canonical();
+        if (encoded.size() > kSetElementBytesMax) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "set element is over the limit of ", kSetElementBytesMax, " encoded bytes"));
+        }
+        AddRow(step, RowKey{path, Facet::kSet, std::move(encoded), NewDot()}, SingleVariant(""));
       }
       return absl::OkStatus();
     case Tree::Kind::kMap:
@@ -111,6 +116,7 @@ absl::Status TransactionBuilder::CounterAdd(const Path& path, int64_t n) {
     const bool counter_here = key.path == path && key.facet == Facet::kCounter;
     if (counter_here && key.dot.author != author_) return true;  // others' totals stay
     if (counter_here) {
+      // The largest variant, as reads present it (variants sort numerically).
       absl::StatusOr<int64_t> total = DecodeCounterVariant(value.back());
       if (!total.ok()) {
         error = absl::DataLossError(absl::StrCat("stored counter row: ", total.status().message()));

@@ -9,29 +9,41 @@
 #define EDGESYNC_CRDT_TREE_H_
 
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "crdt/value.h"
 
 namespace edgesync::crdt {
 
+struct TreeEntry;
+
 // Thread-compatible value type.
 struct Tree {
   enum class Kind { kScalar, kMap, kSet };
   Kind kind = Kind::kScalar;
   Value scalar;                                   // kScalar
-  std::vector<std::pair<std::string, Tree>> map;  // kMap: sorted by key, distinct
+  std::vector<TreeEntry> map;                     // kMap: sorted by key, distinct
   std::vector<Value> set;                         // kSet: sorted, distinct
 
-  static Tree Scalar(Value v) {
-    Tree t;
-    t.scalar = std::move(v);
-    return t;
-  }
+  static Tree Scalar(Value v);
   // The rows writing this tree takes (one per scalar, member and container).
   size_t RowCount() const;
 };
+
+// One key of a map tree. (A separate type rather than std::pair, which may
+// not hold the still-incomplete Tree.)
+struct TreeEntry {
+  TreeEntry(std::string k, Tree v) : key(std::move(k)), value(std::move(v)) {}
+  std::string key;
+  Tree value;
+};
+
+// Defined after TreeEntry: a Tree's members need it complete.
+inline Tree Tree::Scalar(Value v) {
+  Tree t;
+  t.scalar = std::move(v);
+  return t;
+}
 
 }  // namespace edgesync::crdt
 
