@@ -25,7 +25,9 @@ absl::Status ReadCapnp(absl::string_view bytes,
   kj::Array<capnp::word> words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
   std::memcpy(words.begin(), bytes.data(), bytes.size());
   capnp::ReaderOptions options;
-  options.traversalLimitInWords = words.size() + 1;
+  // Readers may look at a field more than once; four passes over the
+  // message still bound the work by its size.
+  options.traversalLimitInWords = 4 * words.size() + 64;
   options.nestingLimit = 16;
   try {
     capnp::FlatArrayMessageReader reader(words.asPtr(), options);

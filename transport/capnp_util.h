@@ -28,8 +28,9 @@ inline absl::string_view AsView(capnp::Data::Reader d) {
 std::string MessageToBytes(capnp::MessageBuilder& message);
 
 // Parses `bytes` as one flat Cap'n Proto message and calls `read` on it.
-// The traversal limit is the message's own size (each word read at most
-// once; zero-sized list elements count as a word), the nesting limit 16.
+// The traversal limit is four times the message's size (zero-sized list
+// elements count as a word each, so a small message cannot make a reader
+// loop for long), the nesting limit 16.
 // Malformed bytes, including any KJ exception raised while `read` walks the
 // message, give kInvalidArgument; `read`'s own status is returned as is.
 absl::Status ReadCapnp(absl::string_view bytes,

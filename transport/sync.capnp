@@ -1,0 +1,64 @@
+# Messages of the sync session (docs/sync-protocol.md). A session runs in
+# rounds; each side sends, per round:
+#
+#   flight 1: hello, documents*, endOfFlight(1)
+#   flight 2: (batches | chunk)*, endOfFlight(2)      -- only if flight 1 showed a difference
+#   flight 3: hashes*, endOfFlight(3)                 -- only if flight 1 showed a difference
+#
+# and may send `push` (gossip) at any time. Bulk content (document lists,
+# hash lists) is a compact varint encoding inside Data fields, described
+# beside each field; signed batches travel verbatim.
+
+@0xb894b32e729c5a01;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("edgesync::transport::schema");
+
+struct SyncMessage {
+  round @0 :UInt32;            # the sender's round; pushes and aborts ignore it
+  union {
+    hello @1 :Hello;
+    documents @2 :Data;
+      # DocumentList: varint newAuthors, 32-byte keys (appended to the
+      # sender's author table, numbered from 0 in order of introduction for
+      # the whole session), varint entries, then per entry: varint id length,
+      # id bytes, 16-byte state hash, varint authors, per author: varint
+      # author number, RangeSet (varint count, then per range varint gap from
+      # the previous range's end minus one and varint length minus one). One
+      # document may span several entries (its vector split); the receiver
+      # unites them.
+    batches @3 :List(Data);    # complete signed batches (batch.capnp SignedBatch)
+    chunk @4 :BatchChunk;      # one piece of a batch too large for a message
+    hashes @5 :Data;
+      # HashList: varint entries, per entry: varint id length, id bytes,
+      # 16-byte state hash.
+    endOfFlight @6 :EndOfFlight;
+    push @7 :List(Data);       # gossip: batches to apply now, outside rounds
+    abort @8 :Text;            # the sender ends the session, and why
+  }
+}
+
+struct Hello {
+  protocolVersion @0 :UInt16;  # 1
+  maxMessageBytes @1 :UInt32;  # the largest message the sender accepts
+  interest @2 :List(Text);     # document-id prefixes; "" is every document
+  partials @3 :List(PartialHeld);
+}
+
+struct PartialHeld {
+  transferId @0 :Data;         # BLAKE2b-256 of the whole batch
+  bytesHeld @1 :UInt64;        # the prefix of it already received
+}
+
+struct BatchChunk {
+  transferId @0 :Data;         # BLAKE2b-256 of the whole batch
+  totalBytes @1 :UInt64;
+  offset @2 :UInt64;           # where `data` starts in the batch
+  data @3 :Data;
+}
+
+struct EndOfFlight {
+  flight @0 :UInt8;            # 1, 2 or 3
+  messages @1 :UInt32;         # messages of this flight before this one
+  batches @2 :UInt32;          # flight 2: batches sent in it
+}

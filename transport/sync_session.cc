@@ -1,0 +1,897 @@
+#include "transport/sync_session.h"
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "crdt/check.h"
+#include "crdt/size_limits.h"
+#include "crdt/varint.h"
+#include "transport/capnp_util.h"
+#include "transport/sync.capnp.h"
+
+namespace edgesync::transport {
+
+namespace {
+
+// Capnp bytes around a Data payload (segment table, root struct, padding)
+// stay below this; payloads are sized to leave it free.
+constexpr size_t kMessageSlack = 64;
+// Bytes a chunk message spends besides its data.
+constexpr size_t kChunkSlack = 128;
+
+size_t RoundUp8(size_t n) { return (n + 7) & ~size_t{7}; }
+
+absl::Status Violation(absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("sync protocol violation: ", what));
+}
+
+std::string Encode(capnp::MallocMessageBuilder& message) { return MessageToBytes(message); }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SyncSession>> SyncSession::Create(SyncStore* store,
+                                                                 SessionOptions options) {
+  if (options.max_message_bytes < kSyncMessageBytesMin ||
+      options.max_message_bytes > kSyncMessageBytesMax) {
+    return absl::InvalidArgumentError(absl::StrCat("max_message_bytes must be between ",
+                                                   kSyncMessageBytesMin, " and ",
+                                                   kSyncMessageBytesMax));
+  }
+  if (options.pending_bytes_max < std::max<uint64_t>(64u << 10, kBatchBytesMax)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pending_bytes_max must be at least the largest batch (", kBatchBytesMax, " bytes)"));
+  }
+  if (options.interest.empty()) options.interest = {""};
+  if (options.interest.size() > kInterestPrefixesMax) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("at most ", kInterestPrefixesMax, " interest prefixes"));
+  }
+  size_t interest_bytes = 0;
+  for (const std::string& p : options.interest) {
+    if (p.size() > crdt::kDocumentIdBytesMax) {
+      return absl::InvalidArgumentError("an interest prefix is longer than a document id");
+    }
+    interest_bytes += RoundUp8(p.size() + 1) + 8;
+  }
+  // The hello must fit the smallest message every peer accepts.
+  if (interest_bytes + 96 > kSyncMessageBytesMin) {
+    return absl::InvalidArgumentError(
+        "interest prefixes are too long to fit the first message (512 bytes)");
+  }
+  std::sort(options.interest.begin(), options.interest.end());
+  options.interest.erase(std::unique(options.interest.begin(), options.interest.end()),
+                         options.interest.end());
+  return std::unique_ptr<SyncSession>(new SyncSession(store, std::move(options)));
+}
+
+SyncSession::SyncSession(SyncStore* store, SessionOptions options)
+    : store_(store), options_(std::move(options)) {}
+
+absl::Status SyncSession::Fail(absl::Status status) {
+  if (failure_.ok()) failure_ = status;
+  return failure_;
+}
+
+void SyncSession::Push(std::string batch) { pushes_.push_back(std::move(batch)); }
+
+size_t SyncSession::OutgoingLimit() const {
+  const size_t peer = peer_max_message_bytes_ == 0 ? kSyncMessageBytesMin : peer_max_message_bytes_;
+  return std::min(options_.max_message_bytes, peer);
+}
+
+bool SyncSession::SharedDocument(absl::string_view id) const {
+  auto matches = [id](const std::vector<std::string>& prefixes) {
+    return std::any_of(prefixes.begin(), prefixes.end(),
+                       [id](const std::string& p) { return absl::StartsWith(id, p); });
+  };
+  return matches(options_.interest) && matches(peer_interest_);
+}
+
+void SyncSession::StartRound() {
+  ++round_;
+  round_done_ = false;
+  round_requested_ = false;
+  synced_ = false;
+  mismatched_.clear();
+  out_ = Out::kHello;
+  flight_messages_sent_ = 0;
+  snapshot_taken_ = false;
+  my_documents_.clear();
+  my_documents_next_ = 0;
+  compared_ = false;
+  differing_.clear();
+  differing_next_ = 0;
+  plan_.clear();
+  plan_next_ = 0;
+  batches_sent_in_flight_ = 0;
+  next_batch_.reset();
+  peer_hello_ = false;
+  peer_interest_.clear();
+  peer_partials_.clear();
+  peer_documents_.clear();
+  peer_documents_bytes_ = 0;
+  peer_flight1_done_ = peer_flight2_done_ = peer_flight3_done_ = false;
+  peer_flight_messages_ = 0;
+  peer_batches_in_flight_ = 0;
+  peer_hashes_.clear();
+}
+
+// ------------------------------------------------------------ outbound
+
+absl::StatusOr<std::optional<std::string>> SyncSession::NextMessage() {
+  if (!failure_.ok()) {
+    if (abort_sent_) return std::optional<std::string>();
+    abort_sent_ = true;
+    capnp::MallocMessageBuilder message;
+    auto m = message.initRoot<schema::SyncMessage>();
+    m.setRound(round_);
+    const std::string why(failure_.message().substr(0, 400));
+    m.setAbort(capnp::Text::Reader(why.data(), why.size()));
+    return std::optional<std::string>(Encode(message));
+  }
+  absl::StatusOr<std::optional<std::string>> out;
+  if (!pushes_.empty()) {
+    absl::StatusOr<std::string> push = PushMessage();
+    if (!push.ok()) return push.status();
+    out = std::optional<std::string>(*std::move(push));
+    if (out->has_value() && (*out)->empty()) out = std::optional<std::string>();
+  }
+  if (!out.ok() || !out->has_value()) {
+    if (round_done_) {
+      bool start = round_ == 0 || round_requested_;
+      if (!start && options_.auto_rounds) {
+        absl::StatusOr<uint64_t> seq = store_->ChangeSeq();
+        if (!seq.ok()) return seq.status();
+        start = *seq != change_seq_at_round_end_;
+      }
+      if (!start) return std::optional<std::string>();
+      StartRound();
+    }
+    out = NextInRound();
+  }
+  if (!out.ok()) return out.status();
+  if (out->has_value()) {
+    ES_CHECK((*out)->size() <= std::max(OutgoingLimit(), kSyncMessageBytesMin));
+    ++stats_.messages_sent;
+    stats_.bytes_sent += (*out)->size();
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> SyncSession::PushMessage() {
+  if (absl::Status s = store_->EnsureDurable(); !s.ok()) return s;
+  const size_t limit = OutgoingLimit();
+  capnp::MallocMessageBuilder message;
+  auto m = message.initRoot<schema::SyncMessage>();
+  m.setRound(round_);
+  std::vector<std::string> taken;
+  size_t size = kMessageSlack;
+  while (!pushes_.empty()) {
+    const size_t cost = 8 + RoundUp8(pushes_.front().size());
+    if (size + cost > limit) {
+      // A batch that never fits one message is left to the next round's
+      // chunked flight 2.
+      if (taken.empty()) pushes_.pop_front();
+      if (taken.empty()) continue;
+      break;
+    }
+    size += cost;
+    taken.push_back(std::move(pushes_.front()));
+    pushes_.pop_front();
+  }
+  if (taken.empty()) return std::string();
+  auto list = m.initPush(static_cast<unsigned>(taken.size()));
+  for (size_t i = 0; i < taken.size(); ++i) list.set(static_cast<unsigned>(i), AsCapnpData(taken[i]));
+  stats_.pushes_sent += taken.size();
+  return Encode(message);
+}
+
+absl::StatusOr<std::optional<std::string>> SyncSession::NextInRound() {
+  switch (out_) {
+    case Out::kHello: {
+      absl::StatusOr<std::string> m = HelloMessage();
+      if (!m.ok()) return m.status();
+      out_ = Out::kDocuments;
+      ++flight_messages_sent_;
+      return std::optional<std::string>(*std::move(m));
+    }
+    case Out::kDocuments: {
+      if (!snapshot_taken_) {
+        snapshot_taken_ = true;
+        absl::Status s = store_->ListDocuments(options_.interest, [&](const DocumentSummary& d) {
+          my_documents_.push_back(d);
+          return true;
+        });
+        if (!s.ok()) return s;
+      }
+      if (my_documents_next_ >= my_documents_.size()) {
+        out_ = Out::kEndFlight1;
+        return NextInRound();
+      }
+      absl::StatusOr<std::string> m = DocumentsMessage();
+      if (!m.ok()) return m.status();
+      ++flight_messages_sent_;
+      return std::optional<std::string>(*std::move(m));
+    }
+    case Out::kEndFlight1: {
+      absl::StatusOr<std::string> m = EndFlightMessage(1);
+      if (!m.ok()) return m.status();
+      out_ = Out::kWaitPeerFlight1;
+      if (peer_flight1_done_) {
+        if (absl::Status s = Compare(); !s.ok()) return s;
+      }
+      return std::optional<std::string>(*std::move(m));
+    }
+    case Out::kWaitPeerFlight1:
+    case Out::kWaitPeerFlight2:
+    case Out::kDone:
+      if (out_ == Out::kWaitPeerFlight2 && peer_flight2_done_) {
+        out_ = Out::kHashes;
+        return NextInRound();
+      }
+      return std::optional<std::string>();
+    case Out::kBatches: {
+      absl::StatusOr<std::optional<std::string>> m = BatchesMessage();
+      if (!m.ok()) return m.status();
+      if (!m->has_value()) {
+        out_ = Out::kEndFlight2;
+        return NextInRound();
+      }
+      ++flight_messages_sent_;
+      return m;
+    }
+    case Out::kEndFlight2: {
+      absl::StatusOr<std::string> m = EndFlightMessage(2);
+      if (!m.ok()) return m.status();
+      out_ = Out::kWaitPeerFlight2;
+      return std::optional<std::string>(*std::move(m));
+    }
+    case Out::kHashes: {
+      if (differing_next_ >= differing_.size()) {
+        out_ = Out::kEndFlight3;
+        return NextInRound();
+      }
+      absl::StatusOr<std::string> m = HashesMessage();
+      if (!m.ok()) return m.status();
+      ++flight_messages_sent_;
+      return std::optional<std::string>(*std::move(m));
+    }
+    case Out::kEndFlight3: {
+      absl::StatusOr<std::string> m = EndFlightMessage(3);
+      if (!m.ok()) return m.status();
+      out_ = Out::kDone;
+      MaybeFinishRound();
+      return std::optional<std::string>(*std::move(m));
+    }
+  }
+  return std::optional<std::string>();
+}
+
+absl::StatusOr<std::string> SyncSession::HelloMessage() {
+  capnp::MallocMessageBuilder message;
+  auto m = message.initRoot<schema::SyncMessage>();
+  m.setRound(round_);
+  auto hello = m.initHello();
+  hello.setProtocolVersion(kSyncProtocolVersion);
+  hello.setMaxMessageBytes(static_cast<uint32_t>(options_.max_message_bytes));
+  auto interest = hello.initInterest(static_cast<unsigned>(options_.interest.size()));
+  size_t size = 96;
+  for (size_t i = 0; i < options_.interest.size(); ++i) {
+    const std::string& p = options_.interest[i];
+    interest.set(static_cast<unsigned>(i), capnp::Text::Reader(p.data(), p.size()));
+    size += RoundUp8(p.size() + 1) + 8;
+  }
+  // Announce partly received batches, as many as fit.
+  std::vector<PartialTransfers::Held> held = store_->partials().List(kPartialsAnnouncedMax);
+  size_t fit = 0;
+  while (fit < held.size() && size + 64 <= OutgoingLimit()) {
+    size += 64;
+    ++fit;
+  }
+  auto partials = hello.initPartials(static_cast<unsigned>(fit));
+  for (size_t i = 0; i < fit; ++i) {
+    partials[static_cast<unsigned>(i)].setTransferId(AsCapnpData(held[i].id));
+    partials[static_cast<unsigned>(i)].setBytesHeld(held[i].bytes);
+  }
+  return Encode(message);
+}
+
+absl::StatusOr<std::string> SyncSession::DocumentsMessage() {
+  const size_t budget = OutgoingLimit() - kMessageSlack;
+  std::string new_authors;
+  uint64_t new_author_count = 0;
+  std::string entries;
+  uint64_t entry_count = 0;
+  auto author_number = [&](const crdt::AuthorKey& a) {
+    auto it = out_authors_.find(a);
+    if (it != out_authors_.end()) return it->second;
+    const uint32_t n = static_cast<uint32_t>(out_authors_.size());
+    out_authors_.emplace(a, n);
+    new_authors.append(reinterpret_cast<const char*>(a.bytes.data()), crdt::kAuthorKeyBytes);
+    ++new_author_count;
+    return n;
+  };
+  // Encodes as much of the next document as fits; a document whose vector
+  // does not fit continues in the next message.
+  while (my_documents_next_ < my_documents_.size()) {
+    DocumentSummary& d = my_documents_[my_documents_next_];
+    std::string head;
+    crdt::AppendLengthPrefixed(&head, d.id);
+    head += d.hash;
+    const size_t fixed = 2 * 10 + head.size() + 10;  // counts' varints, head, author count
+    if (new_authors.size() + entries.size() + fixed > budget) break;
+    std::string body;
+    uint64_t authors = 0;
+    std::string authors_added;
+    auto it = d.coverage.begin();
+    while (it != d.coverage.end()) {
+      const bool known = out_authors_.contains(it->first);
+      std::string item;
+      const size_t saved_new = new_authors.size();
+      const uint64_t saved_count = new_author_count;
+      crdt::AppendVarint(&item, author_number(it->first));
+      std::string ranges;
+      it->second.AppendEncoded(&ranges);
+      const size_t room = budget - fixed - new_authors.size() - entries.size() - body.size();
+      if (item.size() + ranges.size() <= room) {
+        body += item + ranges;
+        ++authors;
+        it = d.coverage.erase(it);
+        continue;
+      }
+      // Split this author's ranges: send a prefix of them now.
+      crdt::RangeSet part;
+      for (const crdt::Range& r : it->second.ranges()) {
+        crdt::RangeSet trial = part;
+        trial.Insert(r.first, r.last);
+        std::string enc;
+        trial.AppendEncoded(&enc);
+        if (item.size() + enc.size() > room) break;
+        part = std::move(trial);
+      }
+      if (!part.empty()) {
+        part.AppendEncoded(&ranges.assign(""));
+        body += item + ranges;
+        ++authors;
+        it->second = it->second.Minus(part);
+      } else if (!known) {
+        // Undo the author introduction that did not make it in.
+        new_authors.resize(saved_new);
+        new_author_count = saved_count;
+        out_authors_.erase(it->first);
+      }
+      break;
+    }
+    if (authors == 0 && !d.coverage.empty() && entry_count > 0) break;
+    crdt::AppendVarint(&entries, 0);  // placeholder replaced below
+    entries.pop_back();
+    entries += head;
+    crdt::AppendVarint(&entries, authors);
+    entries += body;
+    ++entry_count;
+    if (d.coverage.empty()) {
+      ++my_documents_next_;
+    } else {
+      break;  // the rest of this document goes in the next message
+    }
+  }
+  std::string payload;
+  crdt::AppendVarint(&payload, new_author_count);
+  payload += new_authors;
+  crdt::AppendVarint(&payload, entry_count);
+  payload += entries;
+  capnp::MallocMessageBuilder message;
+  auto m = message.initRoot<schema::SyncMessage>();
+  m.setRound(round_);
+  m.setDocuments(AsCapnpData(payload));
+  return Encode(message);
+}
+
+absl::StatusOr<std::string> SyncSession::EndFlightMessage(uint8_t flight) {
+  capnp::MallocMessageBuilder message;
+  auto m = message.initRoot<schema::SyncMessage>();
+  m.setRound(round_);
+  auto end = m.initEndOfFlight();
+  end.setFlight(flight);
+  end.setMessages(flight_messages_sent_);
+  end.setBatches(flight == 2 ? batches_sent_in_flight_ : 0);
+  flight_messages_sent_ = 0;
+  ++stats_.flights_sent;
+  return Encode(message);
+}
+
+absl::StatusOr<std::optional<std::string>> SyncSession::BatchesMessage() {
+  const size_t limit = OutgoingLimit();
+  capnp::MallocMessageBuilder message;
+  auto m = message.initRoot<schema::SyncMessage>();
+  m.setRound(round_);
+  if (chunk_batch_.empty()) {
+    std::vector<std::string> taken;
+    size_t size = kMessageSlack;
+    while (true) {
+      if (!next_batch_.has_value()) {
+        if (plan_next_ >= plan_.size()) break;
+        absl::StatusOr<std::string> bytes = store_->FetchBatch(plan_[plan_next_++]);
+        if (!bytes.ok()) return bytes.status();
+        next_batch_ = *std::move(bytes);
+      }
+      const size_t cost = 8 + RoundUp8(next_batch_->size());
+      if (size + cost <= limit) {
+        size += cost;
+        taken.push_back(*std::move(next_batch_));
+        next_batch_.reset();
+        continue;
+      }
+      if (!taken.empty()) break;
+      // Too large for any message: send it in chunks, resuming where the
+      // peer said it stopped.
+      chunk_batch_ = *std::move(next_batch_);
+      next_batch_.reset();
+      chunk_id_ = TransferId(chunk_batch_);
+      auto held = peer_partials_.find(chunk_id_);
+      chunk_offset_ = held == peer_partials_.end() ? 0 : std::min<uint64_t>(held->second, chunk_batch_.size());
+      ++batches_sent_in_flight_;
+      ++stats_.batches_sent;
+      stats_.batch_bytes_sent += chunk_batch_.size();
+      break;
+    }
+    if (chunk_batch_.empty()) {
+      if (taken.empty()) return std::optional<std::string>();
+      auto list = m.initBatches(static_cast<unsigned>(taken.size()));
+      for (size_t i = 0; i < taken.size(); ++i) {
+        list.set(static_cast<unsigned>(i), AsCapnpData(taken[i]));
+        stats_.batch_bytes_sent += taken[i].size();
+      }
+      batches_sent_in_flight_ += static_cast<uint32_t>(taken.size());
+      stats_.batches_sent += taken.size();
+      return std::optional<std::string>(Encode(message));
+    }
+  }
+  const size_t piece = std::min<uint64_t>((limit - kChunkSlack) & ~size_t{7},
+                                          chunk_batch_.size() - chunk_offset_);
+  auto chunk = m.initChunk();
+  chunk.setTransferId(AsCapnpData(chunk_id_));
+  chunk.setTotalBytes(chunk_batch_.size());
+  chunk.setOffset(chunk_offset_);
+  chunk.setData(AsCapnpData(absl::string_view(chunk_batch_).substr(chunk_offset_, piece)));
+  chunk_offset_ += piece;
+  if (chunk_offset_ >= chunk_batch_.size()) {
+    chunk_batch_.clear();
+    chunk_id_.clear();
+    chunk_offset_ = 0;
+  }
+  return std::optional<std::string>(Encode(message));
+}
+
+absl::StatusOr<std::string> SyncSession::HashesMessage() {
+  const size_t budget = OutgoingLimit() - kMessageSlack - 10;
+  std::string entries;
+  uint64_t count = 0;
+  while (differing_next_ < differing_.size()) {
+    const std::string& id = differing_[differing_next_];
+    absl::StatusOr<std::string> hash = store_->DocumentHash(id);
+    if (!hash.ok()) return hash.status();
+    std::string entry;
+    crdt::AppendLengthPrefixed(&entry, id);
+    entry += *hash;
+    if (entries.size() + entry.size() > budget) break;
+    entries += entry;
+    ++count;
+    ++differing_next_;
+  }
+  std::string payload;
+  crdt::AppendVarint(&payload, count);
+  payload += entries;
+  capnp::MallocMessageBuilder message;
+  auto m = message.initRoot<schema::SyncMessage>();
+  m.setRound(round_);
+  m.setHashes(AsCapnpData(payload));
+  return Encode(message);
+}
+
+absl::Status SyncSession::Compare() {
+  compared_ = true;
+  std::vector<std::string> ids;
+  for (const DocumentSummary& d : my_documents_) ids.push_back(d.id);
+  for (const auto& [id, doc] : peer_documents_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  absl::flat_hash_map<std::string, const DocumentSummary*> mine;
+  for (const DocumentSummary& d : my_documents_) mine[d.id] = &d;
+  for (const std::string& id : ids) {
+    if (!SharedDocument(id)) continue;
+    auto m = mine.find(id);
+    auto p = peer_documents_.find(id);
+    if (m != mine.end() && p != peer_documents_.end() && m->second->hash == p->second.hash) continue;
+    differing_.push_back(id);
+  }
+  if (differing_.empty()) {
+    synced_ = true;
+    out_ = Out::kDone;
+    MaybeFinishRound();
+    return absl::OkStatus();
+  }
+  for (const std::string& id : differing_) {
+    if (mine.find(id) == mine.end()) continue;  // nothing of it to send
+    static const Coverage kNothing;
+    auto p = peer_documents_.find(id);
+    if (absl::Status s = store_->PlanBatches(id, p == peer_documents_.end() ? kNothing : p->second.coverage,
+                                             /*equivocation_proofs=*/true, &plan_);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (!plan_.empty()) {
+    if (absl::Status s = store_->EnsureDurable(); !s.ok()) return s;
+  }
+  my_documents_.clear();
+  out_ = Out::kBatches;
+  return absl::OkStatus();
+}
+
+void SyncSession::MaybeFinishRound() {
+  if (round_done_ || !compared_ || out_ != Out::kDone) return;
+  if (differing_.empty() ? !peer_flight1_done_ : !peer_flight3_done_) return;
+  round_done_ = true;
+  ++stats_.rounds;
+  absl::StatusOr<uint64_t> seq = store_->ChangeSeq();
+  if (seq.ok()) change_seq_at_round_end_ = *seq;
+}
+
+// ------------------------------------------------------------ inbound
+
+absl::Status SyncSession::CheckPeerRound(uint32_t round) {
+  if (round_done_) {
+    if (round != round_ + 1) {
+      return Violation(absl::StrCat("message of round ", round, " after round ", round_, " ended"));
+    }
+    StartRound();
+    return absl::OkStatus();
+  }
+  if (round != round_) {
+    return Violation(absl::StrCat("message of round ", round, " during round ", round_));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SyncSession::Receive(absl::string_view bytes) {
+  if (!failure_.ok()) return failure_;
+  ++stats_.messages_received;
+  stats_.bytes_received += bytes.size();
+  if (bytes.size() > options_.max_message_bytes) {
+    return Fail(absl::ResourceExhaustedError(absl::StrCat(
+        "message of ", bytes.size(), " bytes is over this side's limit of ",
+        options_.max_message_bytes)));
+  }
+  // Decode into plain values first: handlers then never see capnp readers.
+  enum class Kind { kHello, kDocuments, kBatches, kChunk, kHashes, kEnd, kPush, kAbort };
+  Kind kind = Kind::kAbort;
+  uint32_t round = 0;
+  PeerHello hello;
+  std::string payload;
+  std::vector<std::string> list;
+  std::string chunk_id;
+  uint64_t chunk_total = 0;
+  uint64_t chunk_offset = 0;
+  uint8_t flight = 0;
+  uint32_t flight_messages = 0;
+  uint32_t flight_batches = 0;
+  absl::Status parsed = ReadCapnp(bytes, [&](capnp::MessageReader& reader) -> absl::Status {
+    auto m = reader.getRoot<schema::SyncMessage>();
+    round = m.getRound();
+    switch (m.which()) {
+      case schema::SyncMessage::HELLO: {
+        kind = Kind::kHello;
+        auto h = m.getHello();
+        hello.version = h.getProtocolVersion();
+        hello.max_message_bytes = h.getMaxMessageBytes();
+        if (h.getInterest().size() > kInterestPrefixesMax) return Violation("too many interest prefixes");
+        for (auto p : h.getInterest()) hello.interest.emplace_back(p.cStr(), p.size());
+        if (h.getPartials().size() > kPartialsAnnouncedMax) return Violation("too many partial batches");
+        for (auto p : h.getPartials()) {
+          hello.partials[std::string(AsView(p.getTransferId()))] = p.getBytesHeld();
+        }
+        return absl::OkStatus();
+      }
+      case schema::SyncMessage::DOCUMENTS:
+        kind = Kind::kDocuments;
+        payload = std::string(AsView(m.getDocuments()));
+        return absl::OkStatus();
+      case schema::SyncMessage::BATCHES:
+        kind = Kind::kBatches;
+        for (auto b : m.getBatches()) list.emplace_back(AsView(b));
+        return absl::OkStatus();
+      case schema::SyncMessage::CHUNK: {
+        kind = Kind::kChunk;
+        auto c = m.getChunk();
+        chunk_id = std::string(AsView(c.getTransferId()));
+        chunk_total = c.getTotalBytes();
+        chunk_offset = c.getOffset();
+        payload = std::string(AsView(c.getData()));
+        return absl::OkStatus();
+      }
+      case schema::SyncMessage::HASHES:
+        kind = Kind::kHashes;
+        payload = std::string(AsView(m.getHashes()));
+        return absl::OkStatus();
+      case schema::SyncMessage::END_OF_FLIGHT: {
+        kind = Kind::kEnd;
+        auto e = m.getEndOfFlight();
+        flight = e.getFlight();
+        flight_messages = e.getMessages();
+        flight_batches = e.getBatches();
+        return absl::OkStatus();
+      }
+      case schema::SyncMessage::PUSH:
+        kind = Kind::kPush;
+        for (auto b : m.getPush()) list.emplace_back(AsView(b));
+        return absl::OkStatus();
+      case schema::SyncMessage::ABORT:
+        kind = Kind::kAbort;
+        payload = std::string(m.getAbort().cStr(), m.getAbort().size());
+        return absl::OkStatus();
+    }
+    return Violation("unknown message kind");
+  });
+  if (!parsed.ok()) return Fail(parsed);
+
+  switch (kind) {
+    case Kind::kAbort:
+      abort_sent_ = true;  // nothing to tell a peer that has gone
+      return Fail(absl::AbortedError(absl::StrCat("peer ended the session: ", payload.substr(0, 400))));
+    case Kind::kPush:
+      for (std::string& b : list) {
+        ++stats_.pushes_received;
+        if (absl::Status s = OnBatch(std::move(b)); !s.ok()) return Fail(s);
+      }
+      return absl::OkStatus();
+    default:
+      break;
+  }
+  if (absl::Status s = CheckPeerRound(round); !s.ok()) return Fail(s);
+  absl::Status result;
+  switch (kind) {
+    case Kind::kHello:
+      result = OnHello(std::move(hello));
+      break;
+    case Kind::kDocuments:
+      result = OnDocuments(payload);
+      break;
+    case Kind::kBatches:
+      if (!peer_flight1_done_ || !compared_ || differing_.empty() || peer_flight2_done_ ||
+          !peer_chunk_id_.empty()) {
+        result = Violation("batches outside flight 2");
+        break;
+      }
+      ++peer_flight_messages_;
+      for (std::string& b : list) {
+        ++peer_batches_in_flight_;
+        result = OnBatch(std::move(b));
+        if (!result.ok()) break;
+      }
+      break;
+    case Kind::kChunk:
+      result = OnChunk(chunk_id, chunk_total, chunk_offset, payload);
+      break;
+    case Kind::kHashes:
+      result = OnHashes(payload);
+      break;
+    case Kind::kEnd:
+      result = OnEndOfFlight(flight, flight_messages, flight_batches);
+      break;
+    default:
+      break;
+  }
+  // A round that ended with differing hashes reports it without failing
+  // the session.
+  if (absl::IsAborted(result) && failure_.ok() && !mismatched_.empty()) return result;
+  if (!result.ok()) return Fail(result);
+  return absl::OkStatus();
+}
+
+absl::Status SyncSession::OnHello(PeerHello hello) {
+  if (peer_hello_) return Violation("a second hello in one round");
+  if (hello.version != kSyncProtocolVersion) {
+    return absl::FailedPreconditionError(absl::StrCat("peer speaks sync protocol version ",
+                                                      hello.version, ", this build speaks ",
+                                                      kSyncProtocolVersion));
+  }
+  if (hello.max_message_bytes < kSyncMessageBytesMin) {
+    return Violation("peer's message limit is below 512 bytes");
+  }
+  for (const std::string& p : hello.interest) {
+    if (p.size() > crdt::kDocumentIdBytesMax) return Violation("interest prefix too long");
+  }
+  for (const auto& [id, bytes] : hello.partials) {
+    if (id.size() != kTransferIdBytes) return Violation("bad partial transfer id");
+  }
+  peer_hello_ = true;
+  peer_max_message_bytes_ = hello.max_message_bytes;
+  peer_interest_ = std::move(hello.interest);
+  peer_partials_ = std::move(hello.partials);
+  ++peer_flight_messages_;
+  return absl::OkStatus();
+}
+
+absl::Status SyncSession::OnDocuments(absl::string_view payload) {
+  if (!peer_hello_ || peer_flight1_done_) return Violation("documents outside flight 1");
+  ++peer_flight_messages_;
+  peer_documents_bytes_ += payload.size();
+  if (peer_documents_bytes_ > options_.pending_bytes_max) {
+    return absl::ResourceExhaustedError("peer's flight 1 is over the pending-bytes limit");
+  }
+  crdt::ByteReader in(payload);
+  absl::StatusOr<uint64_t> new_authors = in.Varint("author count");
+  if (!new_authors.ok()) return new_authors.status();
+  if (*new_authors > in.remaining() / crdt::kAuthorKeyBytes ||
+      in_authors_.size() + *new_authors > kSessionAuthorsMax) {
+    return Violation("author table out of range");
+  }
+  for (uint64_t i = 0; i < *new_authors; ++i) {
+    absl::StatusOr<absl::string_view> raw = in.Bytes(crdt::kAuthorKeyBytes, "author");
+    if (!raw.ok()) return raw.status();
+    in_authors_.push_back(*crdt::AuthorKey::FromBytes(*raw));
+  }
+  absl::StatusOr<uint64_t> entries = in.Varint("entry count");
+  if (!entries.ok()) return entries.status();
+  if (*entries > in.remaining()) return Violation("entry count exceeds the message");
+  for (uint64_t e = 0; e < *entries; ++e) {
+    absl::StatusOr<absl::string_view> id = in.LengthPrefixed(crdt::kDocumentIdBytesMax, "document id");
+    if (!id.ok()) return id.status();
+    if (absl::Status s = ValidateDocumentId(*id); !s.ok()) return s;
+    absl::StatusOr<absl::string_view> hash = in.Bytes(kDocumentHashBytes, "document hash");
+    if (!hash.ok()) return hash.status();
+    auto [it, fresh] = peer_documents_.try_emplace(std::string(*id));
+    if (fresh) {
+      if (peer_documents_.size() > kSessionDocumentsMax) {
+        return absl::ResourceExhaustedError("peer listed too many documents");
+      }
+      it->second.hash = std::string(*hash);
+    } else if (it->second.hash != *hash) {
+      return Violation("one document listed with two hashes");
+    }
+    absl::StatusOr<uint64_t> authors = in.Varint("author count");
+    if (!authors.ok()) return authors.status();
+    if (*authors > in.remaining()) return Violation("author count exceeds the message");
+    for (uint64_t a = 0; a < *authors; ++a) {
+      absl::StatusOr<uint64_t> number = in.Varint("author number");
+      if (!number.ok()) return number.status();
+      if (*number >= in_authors_.size()) return Violation("unknown author number");
+      absl::StatusOr<crdt::RangeSet> seqs = crdt::RangeSet::Decode(&in, crdt::kContextRangesMax);
+      if (!seqs.ok()) return seqs.status();
+      if (seqs->Max() > crdt::kDotMax) return Violation("seq out of range");
+      it->second.coverage[in_authors_[static_cast<size_t>(*number)]].InsertAll(*seqs);
+    }
+  }
+  if (!in.empty()) return Violation("trailing bytes in a document list");
+  return absl::OkStatus();
+}
+
+absl::Status SyncSession::OnBatch(std::string bytes) {
+  std::string reason;
+  switch (store_->ApplyBatch(bytes, &reason)) {
+    case BatchOutcome::kApplied:
+      ++stats_.batches_applied;
+      break;
+    case BatchOutcome::kDuplicate:
+      ++stats_.batches_duplicate;
+      break;
+    case BatchOutcome::kHeld:
+      ++stats_.batches_held;
+      break;
+    case BatchOutcome::kRejected:
+      // A batch the peer accepted but this side refuses (an author trusted
+      // there, not here) is counted; the round's hashes will tell.
+      ++stats_.batches_rejected;
+      break;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SyncSession::OnChunk(absl::string_view id, uint64_t total, uint64_t offset,
+                                  absl::string_view data) {
+  if (!peer_flight1_done_ || !compared_ || differing_.empty() || peer_flight2_done_) {
+    return Violation("batch chunk outside flight 2");
+  }
+  if (id.size() != kTransferIdBytes || total == 0) return Violation("malformed batch chunk");
+  if (total > options_.pending_bytes_max || total > kBatchBytesMax) {
+    return absl::ResourceExhaustedError(absl::StrCat("peer sends a batch of ", total,
+                                                     " bytes, over the pending-bytes limit"));
+  }
+  if (peer_chunk_id_.empty()) {
+    peer_chunk_id_ = std::string(id);
+  } else if (peer_chunk_id_ != id) {
+    return Violation("a new batch began before the previous one ended");
+  }
+  ++peer_flight_messages_;
+  absl::StatusOr<std::string> whole = store_->partials().Append(id, total, offset, data);
+  if (!whole.ok()) return whole.status();
+  if (whole->empty()) return absl::OkStatus();
+  peer_chunk_id_.clear();
+  ++peer_batches_in_flight_;
+  return OnBatch(*std::move(whole));
+}
+
+absl::Status SyncSession::OnHashes(absl::string_view payload) {
+  if (!peer_flight2_done_ || peer_flight3_done_) return Violation("hashes outside flight 3");
+  ++peer_flight_messages_;
+  crdt::ByteReader in(payload);
+  absl::StatusOr<uint64_t> count = in.Varint("hash count");
+  if (!count.ok()) return count.status();
+  if (*count > in.remaining()) return Violation("hash count exceeds the message");
+  for (uint64_t i = 0; i < *count; ++i) {
+    absl::StatusOr<absl::string_view> id = in.LengthPrefixed(crdt::kDocumentIdBytesMax, "document id");
+    if (!id.ok()) return id.status();
+    absl::StatusOr<absl::string_view> hash = in.Bytes(kDocumentHashBytes, "document hash");
+    if (!hash.ok()) return hash.status();
+    if (!std::binary_search(differing_.begin(), differing_.end(), *id)) {
+      return Violation("hash of a document that did not differ");
+    }
+    peer_hashes_[std::string(*id)] = std::string(*hash);
+  }
+  if (!in.empty()) return Violation("trailing bytes in a hash list");
+  return absl::OkStatus();
+}
+
+absl::Status SyncSession::OnEndOfFlight(uint8_t flight, uint32_t messages, uint32_t batches) {
+  const uint32_t received = peer_flight_messages_;
+  auto check_count = [&]() -> absl::Status {
+    if (messages != received) {
+      return Violation(absl::StrCat("flight ", flight, " ended after ", received, " of ", messages,
+                                    " messages"));
+    }
+    peer_flight_messages_ = 0;
+    ++stats_.flights_received;
+    return absl::OkStatus();
+  };
+  switch (flight) {
+    case 1: {
+      if (!peer_hello_ || peer_flight1_done_) return Violation("end of flight 1 out of order");
+      if (absl::Status s = check_count(); !s.ok()) return s;
+      peer_flight1_done_ = true;
+      if (out_ == Out::kWaitPeerFlight1) return Compare();
+      return absl::OkStatus();
+    }
+    case 2: {
+      if (!compared_ || differing_.empty() || peer_flight2_done_ || !peer_chunk_id_.empty()) {
+        return Violation("end of flight 2 out of order");
+      }
+      if (absl::Status s = check_count(); !s.ok()) return s;
+      if (batches != peer_batches_in_flight_) {
+        return Violation(absl::StrCat("flight 2 ended after ", peer_batches_in_flight_, " of ",
+                                      batches, " batches"));
+      }
+      peer_flight2_done_ = true;
+      return absl::OkStatus();
+    }
+    case 3: {
+      if (!peer_flight2_done_ || peer_flight3_done_) return Violation("end of flight 3 out of order");
+      if (absl::Status s = check_count(); !s.ok()) return s;
+      peer_flight3_done_ = true;
+      mismatched_.clear();
+      for (const std::string& id : differing_) {
+        absl::StatusOr<std::string> mine = store_->DocumentHash(id);
+        if (!mine.ok()) return mine.status();
+        auto theirs = peer_hashes_.find(id);
+        if (theirs == peer_hashes_.end() || theirs->second != *mine) mismatched_.push_back(id);
+      }
+      synced_ = mismatched_.empty();
+      MaybeFinishRound();
+      if (!synced_) {
+        return absl::AbortedError(absl::StrCat(
+            "state hashes differ after the round for ", mismatched_.size(), " document(s): ",
+            absl::StrJoin(mismatched_.begin(),
+                          mismatched_.begin() + static_cast<ptrdiff_t>(std::min<size_t>(mismatched_.size(), 8)),
+                          ", "),
+            " (a batch was refused, or a document changed during the round)"));
+      }
+      return absl::OkStatus();
+    }
+    default:
+      return Violation(absl::StrCat("end of unknown flight ", flight));
+  }
+}
+
+}  // namespace edgesync::transport

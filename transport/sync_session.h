@@ -1,0 +1,221 @@
+// File: transport/sync_session.h
+//
+// SyncSession: the IO-less sync protocol between two replicas
+// (docs/sync-protocol.md). Bytes in, bytes out: no sockets, threads or
+// clocks of its own, so the TCP gossip transport, the simulator and an
+// application with its own radio drive the same code.
+//
+//   SyncSession a(&store_a, {}), b(&store_b, {});
+//   while (true) {                        // any order, messages may cross
+//     auto m = a.NextMessage();  if (*m) b.Receive(**m);
+//     auto n = b.NextMessage();  if (*n) a.Receive(**n);
+//     if (!*m && !*n) break;
+//   }
+//   a.synced() && b.synced();
+//
+// A round is three flights per side (1.5 round trips): version vectors and
+// state hashes, then the batches the peer lacks, then the post-merge state
+// hashes; a side is in sync when the peer's hashes equal its own (or after
+// flight 1 already, when nothing differed). With auto_rounds, a session
+// whose round is done starts a new one when the replica changes.
+
+#ifndef EDGESYNC_TRANSPORT_SYNC_SESSION_H_
+#define EDGESYNC_TRANSPORT_SYNC_SESSION_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "transport/batch.h"
+#include "transport/sync_store.h"
+
+namespace edgesync::transport {
+
+inline constexpr uint16_t kSyncProtocolVersion = 1;
+// Every side accepts messages of this size; messages sent before the peer's
+// hello arrives are no larger.
+inline constexpr size_t kSyncMessageBytesMin = 512;
+inline constexpr size_t kSyncMessageBytesDefault = 64u << 10;
+inline constexpr size_t kSyncMessageBytesMax = 16u << 20;
+// Limits on what a peer can make a session hold.
+inline constexpr size_t kSessionDocumentsMax = 1u << 20;
+inline constexpr size_t kSessionAuthorsMax = 1u << 20;
+inline constexpr size_t kInterestPrefixesMax = 64;
+inline constexpr size_t kPartialsAnnouncedMax = 8;
+
+struct SessionOptions {
+  // Document-id prefixes this side replicates; "" is every document.
+  std::vector<std::string> interest = {""};
+  // The largest message this side sends and accepts: 512 to 16 MiB.
+  size_t max_message_bytes = kSyncMessageBytesDefault;
+  // What a peer may make this side hold at once (a flight 1 document list,
+  // a batch arriving in chunks). At least 64 KiB and the largest batch.
+  uint64_t pending_bytes_max = kBatchBytesMax;
+  // Start a new round when the replica changed after the last one ended.
+  bool auto_rounds = true;
+};
+
+// Thread-compatible value type.
+struct SessionStats {
+  uint64_t messages_sent = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t messages_received = 0;
+  uint64_t bytes_received = 0;
+  uint64_t flights_sent = 0;
+  uint64_t flights_received = 0;
+  uint64_t rounds = 0;
+  uint64_t batches_sent = 0;
+  uint64_t batch_bytes_sent = 0;
+  uint64_t batches_applied = 0;
+  uint64_t batches_duplicate = 0;
+  uint64_t batches_held = 0;
+  uint64_t batches_rejected = 0;
+  uint64_t pushes_sent = 0;
+  uint64_t pushes_received = 0;
+};
+
+// Thread-compatible: one thread at a time. The store must outlive it.
+class SyncSession {
+ public:
+  // kInvalidArgument for options out of range.
+  static absl::StatusOr<std::unique_ptr<SyncSession>> Create(SyncStore* store,
+                                                             SessionOptions options);
+
+  // The next message to send, or nullopt when there is nothing to send now
+  // (waiting for the peer, or in sync). After a failure, returns one abort
+  // message telling the peer why, then nullopt. Errors: the store's.
+  absl::StatusOr<std::optional<std::string>> NextMessage();
+
+  // Handles one message from the peer. A malformed, oversized or
+  // out-of-order message fails the session: kInvalidArgument (or
+  // kResourceExhausted for a limit, kFailedPrecondition for a protocol
+  // version this build does not speak, kAborted when the peer aborted) and
+  // every later call returns the same status. Batches already applied stay
+  // applied; a partly received batch is kept for a later session. When a
+  // round ends with state hashes that differ, returns kAborted naming the
+  // documents; the session stays usable and a later round may converge.
+  absl::Status Receive(absl::string_view message);
+
+  // True when the last round ended with both sides' state hashes equal.
+  bool synced() const { return synced_; }
+  // True while a round is under way.
+  bool in_round() const { return !round_done_; }
+  const absl::Status& failure() const { return failure_; }
+  // Documents whose hashes differed at the end of the last round.
+  const std::vector<std::string>& mismatched_documents() const { return mismatched_; }
+  const SessionStats& stats() const { return stats_; }
+
+  // Starts a new round as soon as the current one is done.
+  void RequestRound() { round_requested_ = true; }
+  // Sends `batch` to the peer outside any round (gossip push); the peer
+  // applies it on receipt.
+  void Push(std::string batch);
+
+ private:
+  enum class Out { kHello, kDocuments, kEndFlight1, kWaitPeerFlight1, kBatches, kEndFlight2,
+                   kWaitPeerFlight2, kHashes, kEndFlight3, kDone };
+  struct PeerDocument {
+    std::string hash;
+    Coverage coverage;
+  };
+
+  SyncSession(SyncStore* store, SessionOptions options);
+
+  absl::Status Fail(absl::Status status);
+  void StartRound();
+  size_t OutgoingLimit() const;
+  bool SharedDocument(absl::string_view id) const;
+
+  // Outbound steps; each returns the message to send (or nullopt).
+  absl::StatusOr<std::optional<std::string>> NextInRound();
+  absl::StatusOr<std::string> HelloMessage();
+  absl::StatusOr<std::string> DocumentsMessage();
+  absl::StatusOr<std::string> EndFlightMessage(uint8_t flight);
+  absl::StatusOr<std::optional<std::string>> BatchesMessage();
+  absl::StatusOr<std::string> HashesMessage();
+  absl::StatusOr<std::string> PushMessage();
+  // After both flights 1 are complete: compare and plan flight 2.
+  absl::Status Compare();
+  void MaybeFinishRound();
+
+  // Inbound handlers.
+  struct PeerHello {
+    uint16_t version = 0;
+    uint32_t max_message_bytes = 0;
+    std::vector<std::string> interest;
+    std::map<std::string, uint64_t> partials;
+  };
+  absl::Status OnHello(PeerHello hello);
+  absl::Status OnDocuments(absl::string_view payload);
+  absl::Status OnEndOfFlight(uint8_t flight, uint32_t messages, uint32_t batches);
+  absl::Status OnBatch(std::string bytes);
+  absl::Status OnChunk(absl::string_view id, uint64_t total, uint64_t offset,
+                       absl::string_view data);
+  absl::Status OnHashes(absl::string_view payload);
+  absl::Status CheckPeerRound(uint32_t round);
+
+  SyncStore* store_;
+  const SessionOptions options_;
+  SessionStats stats_;
+  absl::Status failure_;
+  bool abort_sent_ = false;
+  bool synced_ = false;
+  std::vector<std::string> mismatched_;
+  std::deque<std::string> pushes_;
+
+  // The current round.
+  uint32_t round_ = 0;
+  bool round_done_ = true;
+  bool round_requested_ = false;
+  uint64_t change_seq_at_round_end_ = 0;
+  Out out_ = Out::kDone;
+  uint32_t flight_messages_sent_ = 0;
+  // This side's flight 1, taken when it starts being sent.
+  bool snapshot_taken_ = false;
+  std::vector<DocumentSummary> my_documents_;
+  size_t my_documents_next_ = 0;
+  // Compare() result.
+  bool compared_ = false;
+  std::vector<std::string> differing_;
+  size_t differing_next_ = 0;
+  std::vector<BatchRef> plan_;
+  size_t plan_next_ = 0;
+  uint32_t batches_sent_in_flight_ = 0;
+  // A batch being sent in chunks.
+  std::string chunk_batch_;
+  std::string chunk_id_;
+  uint64_t chunk_offset_ = 0;
+  // The next planned batch, fetched but not yet sent.
+  std::optional<std::string> next_batch_;
+
+  // The peer's largest message, once its first hello arrived (0 before).
+  uint32_t peer_max_message_bytes_ = 0;
+  // The peer, this round.
+  bool peer_hello_ = false;
+  std::vector<std::string> peer_interest_;
+  std::map<std::string, uint64_t> peer_partials_;
+  std::map<std::string, PeerDocument> peer_documents_;
+  uint64_t peer_documents_bytes_ = 0;
+  bool peer_flight1_done_ = false;
+  bool peer_flight2_done_ = false;
+  bool peer_flight3_done_ = false;
+  uint32_t peer_flight_messages_ = 0;
+  uint32_t peer_batches_in_flight_ = 0;
+  std::string peer_chunk_id_;  // the transfer under way, if any
+  std::map<std::string, std::string> peer_hashes_;
+
+  // Author tables of this session: keys this side introduced, in order, and
+  // keys the peer introduced.
+  absl::flat_hash_map<crdt::AuthorKey, uint32_t> out_authors_;
+  std::vector<crdt::AuthorKey> in_authors_;
+};
+
+}  // namespace edgesync::transport
+
+#endif  // EDGESYNC_TRANSPORT_SYNC_SESSION_H_

@@ -1,0 +1,83 @@
+// File: transport/sync_store.h
+//
+// SyncStore: what a sync session needs from a replica, as an interface that
+// lib/ implements, so the same session serves the TCP gossip transport, the
+// simulator and applications that carry the bytes themselves.
+
+#ifndef EDGESYNC_TRANSPORT_SYNC_STORE_H_
+#define EDGESYNC_TRANSPORT_SYNC_STORE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "crdt/dot.h"
+#include "crdt/range_set.h"
+#include "transport/partial_transfers.h"
+
+namespace edgesync::transport {
+
+inline constexpr size_t kDocumentHashBytes = 16;
+
+// Per author: the seqs of its batches a replica holds for one document.
+using Coverage = absl::btree_map<crdt::AuthorKey, crdt::RangeSet>;
+
+// Thread-compatible value type.
+struct DocumentSummary {
+  std::string id;
+  std::string hash;  // kDocumentHashBytes of the state digest
+  Coverage coverage;
+};
+
+// A batch a session will send: a stored batch, or a fresh compaction of this
+// replica's own seqs [first, last]. Thread-compatible value type.
+struct BatchRef {
+  std::string document;
+  crdt::AuthorKey author;
+  uint64_t first = 0;
+  uint64_t last = 0;
+  bool own_cut = false;
+  std::string stored_key;  // the store's key of a stored batch
+};
+
+enum class BatchOutcome { kApplied, kDuplicate, kHeld, kRejected };
+
+// Implementations document their thread-safety; a session calls it from
+// one thread at a time.
+class SyncStore {
+ public:
+  virtual ~SyncStore() = default;
+
+  // Every document whose id starts with one of `prefixes`, in id order.
+  virtual absl::Status ListDocuments(const std::vector<std::string>& prefixes,
+                                     absl::FunctionRef<bool(const DocumentSummary&)> fn) = 0;
+  // The current hash (kDocumentHashBytes) of a document's state; the hash of
+  // the empty state for an absent document.
+  virtual absl::StatusOr<std::string> DocumentHash(absl::string_view document) = 0;
+  // The batches that give a replica holding `peer` of `document` everything
+  // this replica holds of it: for this replica's own seqs the peer lacks,
+  // fresh compactions of at most a batch's size each; for other authors,
+  // the stored batches overlapping the seqs the peer lacks; with
+  // `equivocation_proofs`, also every stored batch that proves an
+  // equivocation in the document.
+  virtual absl::Status PlanBatches(absl::string_view document, const Coverage& peer,
+                                   bool equivocation_proofs, std::vector<BatchRef>* out) = 0;
+  // The signed bytes of a planned batch.
+  virtual absl::StatusOr<std::string> FetchBatch(const BatchRef& ref) = 0;
+  // Verifies and applies a received batch; on kRejected, `reason` says why.
+  virtual BatchOutcome ApplyBatch(absl::string_view bytes, std::string* reason) = 0;
+  // A number that grows whenever any document changes (in any process).
+  virtual absl::StatusOr<uint64_t> ChangeSeq() = 0;
+  // Makes everything committed durable before it leaves the device.
+  virtual absl::Status EnsureDurable() = 0;
+  // Where partially received large batches wait, across sessions.
+  virtual PartialTransfers& partials() = 0;
+};
+
+}  // namespace edgesync::transport
+
+#endif  // EDGESYNC_TRANSPORT_SYNC_STORE_H_
