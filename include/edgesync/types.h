@@ -1,0 +1,126 @@
+// File: include/edgesync/types.h
+//
+// Value types shared by the public C++ API: options, reports, changes and
+// statistics. All are plain structs (thread-compatible).
+
+#ifndef EDGESYNC_TYPES_H_
+#define EDGESYNC_TYPES_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace edgesync {
+
+// The time source of a replica (HLC times of its writes, and the judge of
+// whether a received batch is from the future). Implementations must be
+// thread-safe.
+class WallClock {
+ public:
+  virtual ~WallClock() = default;
+  // Milliseconds since the Unix epoch.
+  virtual uint64_t NowMillis() = 0;
+};
+
+enum class Durability {
+  // Every commit is on disk (data and LMDB meta page synced) before Commit
+  // returns. The default.
+  kDurable,
+  // One sync per commit (LMDB MDB_NOMETASYNC): a power cut may undo the
+  // last commits but never corrupts the store, and a seq is never reused:
+  // batches are only handed to peers or bundles after a full sync.
+  kFast,
+};
+
+struct ReplicaOptions {
+  Durability durability = Durability::kDurable;
+  // Initial LMDB map size; the map grows by doubling when full.
+  uint64_t map_bytes_initial = uint64_t{64} << 20;
+  // Upper bound of the map (the store refuses writes past it).
+  uint64_t map_bytes_max = uint64_t{1} << 40;
+  // Remote batches timestamped further ahead of this replica's clock are
+  // held until the clock catches up.
+  uint64_t future_skew_max_ms = 5 * 60 * 1000;
+  // Compact this replica's own logs by size tiers after commits.
+  bool auto_compact = true;
+  // Borrowed; must outlive the replica. nullptr: the system clock.
+  WallClock* clock = nullptr;
+};
+
+// What changed in one document, as seen by one replica.
+struct Change {
+  std::string document;
+  // JSON Pointer paths whose rows changed, sorted; at most 4096, with
+  // paths_truncated set when there were more.
+  std::vector<std::string> paths;
+  bool paths_truncated = false;
+  // False for a local commit, true for an applied batch.
+  bool remote = false;
+  // Hex key of the batch's author.
+  std::string author;
+};
+
+// Outcome of applying batches.
+struct ApplyReport {
+  uint64_t applied = 0;
+  uint64_t duplicate = 0;
+  uint64_t held = 0;
+  uint64_t rejected = 0;
+  // One line per rejected batch ("batch 3: untrusted author 1f2e...").
+  std::vector<std::string> reasons;
+  // Batches that proved an author signed two values for one dot.
+  uint64_t equivocations = 0;
+};
+
+// Inclusive seq ranges, sorted and disjoint.
+using SeqRanges = std::vector<std::pair<uint64_t, uint64_t>>;
+// Per author (64 hex digits): the seqs of that author's batches a replica
+// holds for one document. A replica's version vector says exactly which
+// batches it has; sync and bundles send what the other side's lacks.
+using VersionVector = std::map<std::string, SeqRanges>;
+// Per document id.
+using VersionVectors = std::map<std::string, VersionVector>;
+
+struct BundleExportOptions {
+  // Only documents whose id starts with this.
+  std::string prefix;
+  // If set, only batches holding seqs these version vectors lack (typically
+  // another replica's, from Replica::GetVersionVectors).
+  bool only_missing = false;
+  VersionVectors since;
+};
+
+struct BundleReport {
+  ApplyReport batches;  // for export: applied = batches written
+  uint64_t bytes = 0;
+  uint64_t documents = 0;
+};
+
+struct CommitInfo {
+  // The batch this commit produced; seq_first == 0 if it changed nothing.
+  uint64_t seq_first = 0;
+  uint64_t seq_last = 0;
+  uint64_t batch_bytes = 0;
+};
+
+struct ReplicaStats {
+  uint64_t commits = 0;
+  uint64_t batches_authored = 0;
+  uint64_t batches_applied = 0;
+  uint64_t batches_duplicate = 0;
+  uint64_t batches_held = 0;
+  uint64_t batches_rejected = 0;
+  uint64_t rejected_bad_signature = 0;
+  uint64_t rejected_untrusted = 0;
+  uint64_t rejected_malformed = 0;
+  uint64_t equivocations = 0;
+  uint64_t compactions = 0;
+  uint64_t bytes_applied = 0;
+  uint64_t bytes_authored = 0;
+};
+
+}  // namespace edgesync
+
+#endif  // EDGESYNC_TYPES_H_

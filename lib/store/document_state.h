@@ -1,0 +1,71 @@
+// File: lib/store/document_state.h
+//
+// DocumentState: one document's rows and causal context in LMDB, as a
+// crdt::StateStore. Paths are interned as 64-bit numbers per document (LMDB
+// keys are at most 511 bytes); a path node whose last row and child are gone
+// is deleted, so removed content leaves nothing behind. Every row and
+// context write updates the document's state hash sum incrementally
+// (BLAKE2b-512 per element), kept in the DocumentRecord and saved by Flush().
+// It must give exactly the rows crdt::MemoryStore gives for the same
+// history (tested).
+
+#ifndef EDGESYNC_LIB_STORE_DOCUMENT_STATE_H_
+#define EDGESYNC_LIB_STORE_DOCUMENT_STATE_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "crdt/state_store.h"
+#include "lib/store/replica_store.h"
+
+namespace edgesync::internal {
+
+// Thread-confined to the transaction body of `txn`. Writes REQUIRE a write
+// transaction (kFailedPrecondition otherwise).
+class DocumentState : public crdt::StateStore {
+ public:
+  // `doc` is updated in place (hash sum, path counter); both must outlive
+  // this object.
+  DocumentState(StoreTxn* txn, DocumentRecord* doc) : txn_(txn), doc_(doc) {}
+
+  // Saves the document record (hash sum, path counter) if it changed.
+  absl::Status Flush();
+
+  absl::StatusOr<std::optional<crdt::RowValue>> GetRow(const crdt::RowKey& key) override;
+  absl::Status PutRow(const crdt::RowKey& key, const crdt::RowValue& value) override;
+  absl::Status EraseRow(const crdt::RowKey& key) override;
+  absl::Status ForEachRowAt(const crdt::Path& path, RowFn fn) override;
+  absl::Status ForEachRowUnder(const crdt::Path& path, RowFn fn) override;
+  absl::Status ForEachRowWithDots(const crdt::AuthorKey& author, uint64_t first, uint64_t last,
+                                  absl::FunctionRef<bool(const crdt::RowKey&)> fn) override;
+  absl::StatusOr<crdt::RangeSet> GetContext(const crdt::AuthorKey& author) override;
+  absl::Status PutContext(const crdt::AuthorKey& author, const crdt::RangeSet& dots) override;
+  absl::Status ForEachContext(
+      absl::FunctionRef<bool(const crdt::AuthorKey&, const crdt::RangeSet&)> fn) override;
+
+ private:
+  absl::StatusOr<std::optional<uint64_t>> FindPath(const crdt::Path& path);
+  absl::StatusOr<uint64_t> InternPath(const crdt::Path& path);
+  absl::StatusOr<crdt::Path> PathOf(uint64_t num);
+  // Deletes path node `num` (and then its parent, ...) if nothing is left at
+  // or under it.
+  absl::Status CollectEmptyPath(uint64_t num);
+  std::string RowKeyBytes(uint64_t path, const crdt::RowKey& key, uint32_t author) const;
+  std::string DotKeyBytes(uint64_t path, const crdt::RowKey& key, uint32_t author) const;
+  absl::Status RowsAtNode(uint64_t num, const crdt::Path& path, RowFn fn, bool* stopped);
+  absl::Status RowsUnderNode(uint64_t num, const crdt::Path& path, RowFn fn, bool* stopped);
+
+  StoreTxn* txn_;
+  DocumentRecord* doc_;
+  bool dirty_ = false;
+  absl::flat_hash_map<std::string, uint64_t> path_nums_;  // encoded path -> number
+  absl::flat_hash_map<uint64_t, crdt::Path> paths_;
+};
+
+// Decodes a stored row value (varint count, then length-prefixed variants).
+absl::StatusOr<crdt::RowValue> DecodeStoredVariants(absl::string_view bytes);
+
+}  // namespace edgesync::internal
+
+#endif  // EDGESYNC_LIB_STORE_DOCUMENT_STATE_H_

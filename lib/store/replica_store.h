@@ -1,0 +1,189 @@
+// File: lib/store/replica_store.h
+//
+// ReplicaStore: the replica's tables in one LMDB environment
+// (docs/storage-format.md is the normative layout), and StoreTxn, typed
+// access to them inside one LMDB transaction: documents, authors, trust,
+// per-(document, author) batch logs, seq coverage, held batches,
+// equivocation records and the change feed. A document's rows and causal
+// context are reached through DocumentState (document_state.h).
+
+#ifndef EDGESYNC_LIB_STORE_REPLICA_STORE_H_
+#define EDGESYNC_LIB_STORE_REPLICA_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
+#include "crdt/dot.h"
+#include "crdt/range_set.h"
+#include "crdt/state_hash.h"
+#include "lib/store/lmdb_env.h"
+
+namespace edgesync::internal {
+
+inline constexpr uint32_t kStoreFormatVersion = 1;
+
+// The named databases. Thread-compatible value type.
+struct StoreDbs {
+  Dbi meta;
+  Dbi documents;
+  Dbi document_ids;
+  Dbi authors;
+  Dbi author_keys;
+  Dbi trusted;
+  Dbi paths;
+  Dbi path_parents;
+  Dbi rows;
+  Dbi dots;
+  Dbi context;
+  Dbi coverage;
+  Dbi log;
+  Dbi held;
+  Dbi equivocations;
+  Dbi changes;
+};
+
+// A document's record. Thread-compatible value type.
+struct DocumentRecord {
+  std::string id;
+  uint32_t num = 0;
+  uint64_t next_path = 1;  // path number 0 is the root
+  crdt::StateHashSum hash;
+};
+
+// One stored batch. `bytes` points into the map: valid until the
+// transaction ends or writes.
+struct LogEntry {
+  uint64_t first = 0;
+  uint64_t last = 0;
+  std::string key;  // the log key, for Erase
+  absl::string_view bytes;
+};
+
+// One entry of the change feed.
+struct ChangeRecord {
+  uint64_t seq = 0;
+  std::string document;
+  std::vector<std::string> paths;
+  bool paths_truncated = false;
+  bool remote = false;
+  crdt::AuthorKey author;
+};
+
+class StoreTxn;
+
+// Thread-safe.
+class ReplicaStore {
+ public:
+  // Opens or creates the store in `dir`. On creation, records the format
+  // version and `self` and trusts `self`. kUnimplemented for a store of a
+  // newer format; kDataLoss if `self` differs from the recorded key (the
+  // identity file does not belong to this store) or the store is damaged.
+  static absl::StatusOr<std::unique_ptr<ReplicaStore>> Open(const std::string& dir,
+                                                            const LmdbOptions& options,
+                                                            const crdt::AuthorKey& self);
+
+  // Runs `body` in a write (read) transaction; see LmdbEnv::Write. The body
+  // may run more than once.
+  absl::Status Write(absl::FunctionRef<absl::Status(StoreTxn&)> body);
+  absl::Status Read(absl::FunctionRef<absl::Status(StoreTxn&)> body);
+
+  LmdbEnv& env() { return *env_; }
+  const StoreDbs& dbs() const { return dbs_; }
+
+ private:
+  ReplicaStore(std::unique_ptr<LmdbEnv> env, StoreDbs dbs) : env_(std::move(env)), dbs_(dbs) {}
+  std::unique_ptr<LmdbEnv> env_;
+  StoreDbs dbs_;
+};
+
+// Typed access inside one transaction. Thread-confined to the body it was
+// given to. Write methods REQUIRE a write transaction (a bug otherwise).
+// Errors: those of LmdbEnv's transactions; kDataLoss for a record the store
+// cannot parse.
+class StoreTxn {
+ public:
+  StoreTxn(const StoreDbs& dbs, ReadTxn* read, WriteTxn* write)
+      : dbs_(dbs), read_(read), write_(write) {}
+
+  bool writable() const { return write_ != nullptr; }
+  ReadTxn& read() { return *read_; }
+  WriteTxn& write();
+  const StoreDbs& dbs() const { return dbs_; }
+
+  // meta
+  absl::StatusOr<uint64_t> HlcHighWater();
+  absl::Status SetHlcHighWater(uint64_t hlc);
+
+  // authors: interned as 32-bit numbers
+  absl::StatusOr<std::optional<uint32_t>> FindAuthor(const crdt::AuthorKey& key);
+  absl::StatusOr<uint32_t> InternAuthor(const crdt::AuthorKey& key);
+  absl::StatusOr<crdt::AuthorKey> AuthorKeyOf(uint32_t num);
+
+  // trust
+  absl::StatusOr<bool> IsTrusted(const crdt::AuthorKey& key);
+  absl::Status AddTrusted(const crdt::AuthorKey& key);
+  absl::Status ForEachTrusted(absl::FunctionRef<void(const crdt::AuthorKey&)> fn);
+
+  // documents
+  absl::StatusOr<std::optional<DocumentRecord>> FindDocument(absl::string_view id);
+  absl::StatusOr<DocumentRecord> GetOrCreateDocument(absl::string_view id);
+  absl::Status SaveDocument(const DocumentRecord& doc);
+  // Every document whose id starts with `prefix`, in id order.
+  absl::Status ForEachDocument(absl::string_view prefix,
+                               absl::FunctionRef<bool(const DocumentRecord&)> fn);
+
+  // seq coverage: which seqs of `author` this replica holds batches for
+  absl::StatusOr<crdt::RangeSet> Coverage(uint32_t doc, const crdt::AuthorKey& author);
+  absl::Status SetCoverage(uint32_t doc, const crdt::AuthorKey& author, const crdt::RangeSet& seqs);
+  absl::Status ForEachCoverage(uint32_t doc,
+                               absl::FunctionRef<bool(const crdt::AuthorKey&, const crdt::RangeSet&)> fn);
+
+  // batch logs
+  absl::Status PutLog(uint32_t doc, const crdt::AuthorKey& author, uint64_t first, uint64_t last,
+                      absl::string_view batch);
+  absl::Status EraseLog(const std::string& key);
+  // Entries of (doc, author) overlapping [first, last], in order of first.
+  absl::Status ForEachLog(uint32_t doc, const crdt::AuthorKey& author, uint64_t first,
+                          uint64_t last, absl::FunctionRef<bool(const LogEntry&)> fn);
+
+  // batches held until the clock reaches their time
+  absl::Status PutHeld(uint64_t hlc, absl::string_view batch);
+  absl::StatusOr<uint64_t> CountHeld();
+  // Held batches with time <= `hlc_max`, oldest first; each is copied.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> HeldUpTo(uint64_t hlc_max,
+                                                                           size_t count_max);
+  absl::Status EraseHeld(const std::string& key);
+
+  // equivocations: (doc, author, dot) found signed with two values
+  absl::Status PutEquivocation(uint32_t doc, const crdt::AuthorKey& author, uint64_t n);
+  absl::StatusOr<uint64_t> CountEquivocations(uint32_t doc);
+  absl::Status ForEachEquivocation(uint32_t doc,
+                                   absl::FunctionRef<void(const crdt::AuthorKey&, uint64_t n)> fn);
+  // The stored batch under a log key, copied; nullopt if gone.
+  absl::StatusOr<std::optional<std::string>> GetLog(absl::string_view key);
+
+  // change feed (read by `edgesync watch` in other processes)
+  absl::Status AppendChange(ChangeRecord change);
+  absl::Status ForEachChangeAfter(uint64_t seq, absl::FunctionRef<bool(const ChangeRecord&)> fn);
+  absl::StatusOr<uint64_t> LastChangeSeq();
+
+ private:
+  absl::StatusOr<std::optional<std::string>> GetCopy(Dbi db, absl::string_view key);
+  absl::StatusOr<std::string> DocAuthorKey(uint32_t doc, const crdt::AuthorKey& author, bool intern);
+  absl::StatusOr<uint64_t> NextCounter(absl::string_view name);
+
+  const StoreDbs& dbs_;
+  ReadTxn* read_;
+  WriteTxn* write_;
+  absl::flat_hash_map<uint32_t, crdt::AuthorKey> author_keys_;
+  absl::flat_hash_map<crdt::AuthorKey, uint32_t> author_nums_;
+};
+
+}  // namespace edgesync::internal
+
+#endif  // EDGESYNC_LIB_STORE_REPLICA_STORE_H_

@@ -1,0 +1,37 @@
+// File: lib/sync/replica_sync_store.h
+//
+// ReplicaSyncStore: the replica as a transport::SyncStore, for sessions.
+
+#ifndef EDGESYNC_LIB_SYNC_REPLICA_SYNC_STORE_H_
+#define EDGESYNC_LIB_SYNC_REPLICA_SYNC_STORE_H_
+
+#include <memory>
+
+#include "lib/replica/replica_core.h"
+#include "transport/sync_store.h"
+
+namespace edgesync::internal {
+
+// Thread-safe (every call is its own storage transaction).
+class ReplicaSyncStore : public transport::SyncStore {
+ public:
+  explicit ReplicaSyncStore(std::shared_ptr<ReplicaCore> core) : core_(std::move(core)) {}
+
+  absl::Status ListDocuments(const std::vector<std::string>& prefixes,
+                             absl::FunctionRef<bool(const transport::DocumentSummary&)> fn) override;
+  absl::StatusOr<std::string> DocumentHash(absl::string_view document) override;
+  absl::Status PlanBatches(absl::string_view document, const transport::Coverage& peer,
+                           bool equivocation_proofs, std::vector<transport::BatchRef>* out) override;
+  absl::StatusOr<std::string> FetchBatch(const transport::BatchRef& ref) override;
+  transport::BatchOutcome ApplyBatch(absl::string_view bytes, std::string* reason) override;
+  absl::StatusOr<uint64_t> ChangeSeq() override { return core_->ChangeSeq(); }
+  absl::Status EnsureDurable() override { return core_->EnsureDurable(); }
+  transport::PartialTransfers& partials() override { return core_->partials(); }
+
+ private:
+  std::shared_ptr<ReplicaCore> core_;
+};
+
+}  // namespace edgesync::internal
+
+#endif  // EDGESYNC_LIB_SYNC_REPLICA_SYNC_STORE_H_

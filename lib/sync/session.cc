@@ -1,0 +1,96 @@
+// The public Session API over transport::SyncSession and ReplicaSyncStore.
+
+#include "edgesync/session.h"
+
+#include "lib/sync/replica_sync_store.h"
+#include "transport/sync_session.h"
+
+namespace edgesync {
+
+namespace internal {
+
+class SessionCore {
+ public:
+  SessionCore(std::shared_ptr<ReplicaCore> replica) : store_(std::move(replica)) {}
+  ReplicaSyncStore store_;
+  std::unique_ptr<transport::SyncSession> session_;
+};
+
+}  // namespace internal
+
+namespace {
+
+SessionStats ToPublic(const transport::SessionStats& s) {
+  SessionStats out;
+  out.messages_sent = s.messages_sent;
+  out.bytes_sent = s.bytes_sent;
+  out.messages_received = s.messages_received;
+  out.bytes_received = s.bytes_received;
+  out.flights_sent = s.flights_sent;
+  out.flights_received = s.flights_received;
+  out.rounds = s.rounds;
+  out.batches_sent = s.batches_sent;
+  out.batches_applied = s.batches_applied;
+  out.batches_duplicate = s.batches_duplicate;
+  out.batches_rejected = s.batches_rejected;
+  return out;
+}
+
+}  // namespace
+
+Session::Session(std::unique_ptr<internal::SessionCore> core) : core_(std::move(core)) {}
+Session::~Session() = default;
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Create(Replica& replica,
+                                                         const SessionOptions& options) {
+  auto core = std::make_unique<internal::SessionCore>(replica.core_ptr());
+  transport::SessionOptions o;
+  o.interest = options.interest;
+  o.max_message_bytes = options.max_message_bytes;
+  o.auto_rounds = options.auto_rounds;
+  absl::StatusOr<std::unique_ptr<transport::SyncSession>> s =
+      transport::SyncSession::Create(&core->store_, std::move(o));
+  if (!s.ok()) return s.status();
+  core->session_ = *std::move(s);
+  return std::unique_ptr<Session>(new Session(std::move(core)));
+}
+
+absl::StatusOr<std::optional<std::string>> Session::Next() { return core_->session_->NextMessage(); }
+absl::Status Session::Receive(absl::string_view message) { return core_->session_->Receive(message); }
+bool Session::synced() const { return core_->session_->synced(); }
+std::vector<std::string> Session::mismatched_documents() const {
+  return core_->session_->mismatched_documents();
+}
+SessionStats Session::stats() const { return ToPublic(core_->session_->stats()); }
+void Session::RequestRound() { core_->session_->RequestRound(); }
+
+absl::StatusOr<LocalSyncResult> SyncLocal(Replica& a, Replica& b, const SessionOptions& options) {
+  absl::StatusOr<std::unique_ptr<Session>> sa = Session::Create(a, options);
+  if (!sa.ok()) return sa.status();
+  absl::StatusOr<std::unique_ptr<Session>> sb = Session::Create(b, options);
+  if (!sb.ok()) return sb.status();
+  // Alternate one message each way, as on a full-duplex link, until both
+  // sides are quiet.
+  for (bool busy = true; busy;) {
+    busy = false;
+    absl::StatusOr<std::optional<std::string>> ma = (*sa)->Next();
+    if (!ma.ok()) return ma.status();
+    absl::StatusOr<std::optional<std::string>> mb = (*sb)->Next();
+    if (!mb.ok()) return mb.status();
+    if (ma->has_value()) {
+      busy = true;
+      if (absl::Status s = (*sb)->Receive(**ma); !s.ok()) return s;
+    }
+    if (mb->has_value()) {
+      busy = true;
+      if (absl::Status s = (*sa)->Receive(**mb); !s.ok()) return s;
+    }
+  }
+  LocalSyncResult result;
+  result.a = (*sa)->stats();
+  result.b = (*sb)->stats();
+  result.synced = (*sa)->synced() && (*sb)->synced();
+  return result;
+}
+
+}  // namespace edgesync
