@@ -116,6 +116,8 @@ void SyncSession::StartRound() {
   peer_flight_messages_ = 0;
   peer_batches_in_flight_ = 0;
   peer_hashes_.clear();
+  refused_in_round_ = 0;
+  first_refusal_.clear();
 }
 
 // ------------------------------------------------------------ outbound
@@ -334,7 +336,10 @@ absl::StatusOr<std::string> SyncSession::DocumentsMessage() {
       crdt::AppendVarint(&item, author_number(it->first));
       std::string ranges;
       it->second.AppendEncoded(&ranges);
-      const size_t room = budget - fixed - new_authors.size() - entries.size() - body.size();
+      // Computed after author_number(): a newly introduced author's key
+      // already counts against the budget.
+      const size_t used = fixed + new_authors.size() + entries.size() + body.size();
+      const size_t room = used >= budget ? 0 : budget - used;
       if (item.size() + ranges.size() <= room) {
         body += item + ranges;
         ++authors;
@@ -785,6 +790,7 @@ absl::Status SyncSession::OnBatch(std::string bytes) {
       // A batch the peer accepted but this side refuses (an author trusted
       // there, not here) is counted; the round's hashes will tell.
       ++stats_.batches_rejected;
+      if (refused_in_round_++ == 0) first_refusal_ = reason;
       break;
   }
   return absl::OkStatus();
@@ -880,12 +886,17 @@ absl::Status SyncSession::OnEndOfFlight(uint8_t flight, uint32_t messages, uint3
       synced_ = mismatched_.empty();
       MaybeFinishRound();
       if (!synced_) {
+        const std::string why =
+            refused_in_round_ > 0
+                ? absl::StrCat("this side refused ", refused_in_round_,
+                               " batch(es) the peer holds; first: ", first_refusal_)
+                : "a document changed during the round, or the peer refused a batch";
         return absl::AbortedError(absl::StrCat(
             "state hashes differ after the round for ", mismatched_.size(), " document(s): ",
             absl::StrJoin(mismatched_.begin(),
                           mismatched_.begin() + static_cast<ptrdiff_t>(std::min<size_t>(mismatched_.size(), 8)),
                           ", "),
-            " (a batch was refused, or a document changed during the round)"));
+            " (", why, ")"));
       }
       return absl::OkStatus();
     }

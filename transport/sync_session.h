@@ -207,6 +207,9 @@ class SyncSession {
   bool peer_flight3_done_ = false;
   uint32_t peer_flight_messages_ = 0;
   uint32_t peer_batches_in_flight_ = 0;
+  // Batches this side refused this round, and why the first one was.
+  uint64_t refused_in_round_ = 0;
+  std::string first_refusal_;
   std::string peer_chunk_id_;  // the transfer under way, if any
   std::map<std::string, std::string> peer_hashes_;
 

@@ -135,3 +135,57 @@ TEST(SessionTest, GarbageFailsTheSessionAndChangesNothing) {
 
 }  // namespace
 }  // namespace edgesync
+
+namespace edgesync {
+namespace {
+
+// Many authors and many documents: flight 1 introduces authors and splits
+// vectors across 512-byte messages; every message must stay within the
+// limit (the session checks it on every message it produces).
+TEST(SessionTest, ManyAuthorsFitSmallMessages) {
+  internal::TempDir dir;
+  ReplicaOptions o;
+  o.durability = Durability::kFast;
+  auto hub = *Replica::Open(dir.path() + "/hub", o);
+  auto fresh = *Replica::Open(dir.path() + "/fresh", o);
+  std::vector<std::unique_ptr<Replica>> writers;
+  for (int i = 0; i < 24; ++i) writers.push_back(*Replica::Open(dir.path() + "/w" + std::to_string(i), o));
+  for (auto& w : writers) {
+    ASSERT_TRUE(hub->Trust(w->public_key_hex()).ok());
+    ASSERT_TRUE(fresh->Trust(w->public_key_hex()).ok());
+    ASSERT_TRUE(w->Trust(hub->public_key_hex()).ok());
+    for (auto& other : writers) ASSERT_TRUE(w->Trust(other->public_key_hex()).ok());
+  }
+  ASSERT_TRUE(fresh->Trust(hub->public_key_hex()).ok());
+  ASSERT_TRUE(hub->Trust(fresh->public_key_hex()).ok());
+  for (size_t i = 0; i < writers.size(); ++i) {
+    for (int d = 0; d < 6; ++d) {
+      // Gaps in each author's seqs make multi-range vectors.
+      ASSERT_TRUE(writers[i]->document("doc" + std::to_string(d)).Put("/k" + std::to_string(i), "1").ok());
+      ASSERT_TRUE(writers[i]->document("other").Put("/x", "1").ok());
+    }
+    absl::StatusOr<LocalSyncResult> r = SyncLocal(*writers[i], *hub);
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+  for (size_t limit : {512u, 700u, 1024u, 4096u}) {
+    SCOPED_TRACE(limit);
+    internal::TempDir d2;
+    auto b = *Replica::Open(d2.path(), o);
+    for (auto& w : writers) ASSERT_TRUE(b->Trust(w->public_key_hex()).ok());
+    ASSERT_TRUE(b->Trust(hub->public_key_hex()).ok());
+    ASSERT_TRUE(hub->Trust(b->public_key_hex()).ok());
+    SessionOptions so;
+    so.max_message_bytes = limit;
+    absl::StatusOr<LocalSyncResult> r = SyncLocal(*hub, *b, so);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(r->synced);
+    const std::vector<std::string> ids = *hub->DocumentIds();
+    EXPECT_EQ(ids, *b->DocumentIds());
+    for (const std::string& id : ids) {
+      EXPECT_EQ(*hub->document(id).Digest(), *b->document(id).Digest()) << id;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace edgesync
