@@ -116,8 +116,8 @@ absl::StatusOr<Delta> DecodeCanonical(absl::string_view bytes, size_t max_bytes,
       if (ranges.size() % 2 != 0 || ranges.size() == 0) {
         return absl::InvalidArgumentError("context ranges are not first/last pairs");
       }
-      if (!delta.context.Of(*author).empty()) {
-        return absl::InvalidArgumentError("context lists an author twice");
+      if (!delta.context.empty() && !(delta.context.by_author().rbegin()->first < *author)) {
+        return absl::InvalidArgumentError("context authors are not sorted and distinct");
       }
       uint64_t prev_last = 0;
       RangeSet dots;

@@ -102,7 +102,7 @@ absl::StatusOr<Value> DecodeScalarPayload(uint8_t tag, ByteReader* payloads) {
 
 }  // namespace
 
-std::string EncodeCompact(const Delta& delta) {
+std::string EncodeCompact(const Delta& delta, size_t* raw_bytes) {
   // Authors: every author of the context (row dots are in the context).
   std::vector<AuthorKey> authors;
   for (const auto& [author, dots] : delta.context.by_author()) authors.push_back(author);
@@ -173,6 +173,7 @@ std::string EncodeCompact(const Delta& delta) {
   AppendVarint(&body, delta.rows.size());
   for (const std::string& c : col) AppendLengthPrefixed(&body, c);
 
+  if (raw_bytes != nullptr) *raw_bytes = body.size();
   std::string out;
   out.push_back(static_cast<char>(kCompactFormatVersion));
   if (body.size() >= 64) {

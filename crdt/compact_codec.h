@@ -1,7 +1,7 @@
 // File: crdt/compact_codec.h
 //
 // The compact encoding of a delta carried inside a batch (delta format 1,
-// docs/wire-format.md). Rows are written in dot order as columns (authors
+// docs/batch-format.md). Rows are written in dot order as columns (authors
 // run-length coded, dot numbers and HLC times as deltas, paths front-coded
 // against the previous row, ints as zigzag varints, the context as range
 // gaps), and the columns are zstd-compressed when that is smaller. In dot
@@ -21,8 +21,10 @@ namespace edgesync::crdt {
 
 inline constexpr uint8_t kCompactFormatVersion = 1;
 
-// REQUIRES: `delta` is valid.
-std::string EncodeCompact(const Delta& delta);
+// REQUIRES: `delta` is valid. If `raw_bytes` is set, it receives the size
+// of the encoding before compression, which is what a receiver's
+// kDeltaBytesMax limit applies to.
+std::string EncodeCompact(const Delta& delta, size_t* raw_bytes = nullptr);
 
 // Decodes and validates (ValidateDelta). kInvalidArgument for malformed or
 // inconsistent bytes, a decompressed size over `max_bytes`, more rows than

@@ -3,7 +3,7 @@
 # Equal states encode to equal bytes: rows are sorted by (path, facet,
 # element, author, n) and context entries by author, and the writer builds
 # the message in that order. This is the per-entry encoding; batches carry
-# the compact column encoding instead (docs/wire-format.md), which decodes to
+# the compact column encoding instead (docs/batch-format.md), which decodes to
 # the same rows.
 
 @0xd11306dc8a183e6e;

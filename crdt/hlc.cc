@@ -5,7 +5,8 @@
 namespace edgesync::crdt {
 
 uint64_t HlcNext(uint64_t high_water, uint64_t wall_millis) {
-  // Clamp the wall time so the shift cannot overflow (year 10889).
+  // Clamp the wall time (2^47 ms, about the year 6429) so the shift cannot
+  // overflow.
   const uint64_t wall = HlcFromMillis(std::min<uint64_t>(wall_millis, (uint64_t{1} << 47)));
   if (high_water == UINT64_MAX) return UINT64_MAX;
   return std::max(high_water + 1, wall);

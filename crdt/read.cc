@@ -47,6 +47,9 @@ absl::Status AddRow(Node* root, size_t base_depth, const RowKey& key, const RowV
       if (key.element.empty()) {
         node->set_marker = true;
       } else {
+        if (absl::StatusOr<Value> v = Value::FromCanonical(key.element); !v.ok()) {
+          return absl::DataLossError(absl::StrCat("stored set member: ", v.status().message()));
+        }
         node->members.push_back(key.element);
       }
       break;
@@ -85,10 +88,8 @@ json RenderSet(Node& node) {
   std::sort(node.members.begin(), node.members.end());
   node.members.erase(std::unique(node.members.begin(), node.members.end()), node.members.end());
   json out = json::array();
-  for (const std::string& m : node.members) {
-    absl::StatusOr<Value> v = Value::FromCanonical(m);
-    out.push_back(v.ok() ? internal::ScalarToJsonValue(*v) : json(nullptr));
-  }
+  // Members were checked when they were added (AddRow).
+  for (const std::string& m : node.members) out.push_back(internal::ScalarToJsonValue(*Value::FromCanonical(m)));
   return out;
 }
 

@@ -12,8 +12,9 @@
 //   variants are conflicts.
 // - A counter is the sum of every author's running total, clamped to int64.
 // - A map is an object with sorted keys; a set is an array in canonical
-//   element order (per type: null, false < true, ints and doubles
-//   numerically, strings and bytes bytewise).
+//   element order: by type (null, bools, ints, doubles, strings, bytes),
+//   then within a type false < true, numbers numerically, strings and
+//   bytes bytewise.
 
 #ifndef EDGESYNC_CRDT_READ_H_
 #define EDGESYNC_CRDT_READ_H_

@@ -1,6 +1,7 @@
 #include "crdt/row.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "crdt/size_limits.h"
@@ -58,14 +59,12 @@ RowValue SingleVariant(std::string variant) {
 }
 
 bool MergeVariants(RowValue* into, const RowValue& from) {
-  bool changed = false;
-  for (const std::string& v : from) {
-    auto it = std::lower_bound(into->begin(), into->end(), v);
-    if (it != into->end() && *it == v) continue;
-    into->insert(it, v);
-    changed = true;
-  }
-  return changed;
+  RowValue merged;
+  std::set_union(into->begin(), into->end(), from.begin(), from.end(), std::back_inserter(merged));
+  if (merged.size() > kRowVariantsMax) merged.erase(merged.begin() + kRowVariantsMax, merged.end());
+  if (merged == *into) return false;
+  *into = std::move(merged);
+  return true;
 }
 
 absl::Status ValidateRow(const RowKey& key, const RowValue& value, size_t max_variants) {

@@ -81,7 +81,10 @@ absl::StatusOr<RegisterVariant> DecodeRegisterVariant(absl::string_view variant)
 
 // A single-variant row value.
 RowValue SingleVariant(std::string variant);
-// Sorted union of two variant lists. Returns true if `into` changed.
+// Sorted union of two variant lists, keeping the kRowVariantsMax smallest
+// (the k smallest of a union is itself a join: any order of merges keeps
+// the same ones, so an author equivocating without end cannot make rows
+// grow without bound). Returns true if `into` changed.
 bool MergeVariants(RowValue* into, const RowValue& from);
 
 // Checks a row from an untrusted source: not at the root, path and element

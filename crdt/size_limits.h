@@ -36,8 +36,8 @@ inline constexpr size_t kDeltaBytesMax = 160u << 20;
 // Rows one delta may carry (a transaction writes at most
 // kTransactionEntriesMax; compaction splits larger ranges).
 inline constexpr size_t kDeltaRowsMax = kTransactionEntriesMax;
-// Variants one row may hold: one per honest author, more only when its
-// author equivocated; more than this many is refused as abuse.
+// Variants one row may hold: an honest row has one; more only when its
+// author equivocated. Joins keep the smallest this many.
 inline constexpr size_t kRowVariantsMax = 16;
 // Distinct ranges in one author's part of a causal context carried by a
 // delta (a compacted delta of a long history may carry many).

@@ -115,6 +115,7 @@ absl::StatusOr<OpenedBatch> OpenBatch(absl::string_view bytes, size_t max_bytes)
 }
 
 absl::StatusOr<crdt::Delta> DecodeBatchDelta(const OpenedBatch& batch) {
+  if (batch.header.delta_format == 0) return absl::InvalidArgumentError("batch delta format is missing");
   if (batch.header.delta_format != crdt::kCompactFormatVersion) {
     return absl::UnimplementedError(absl::StrCat("delta format ", batch.header.delta_format,
                                                  " is not one this build reads"));

@@ -57,7 +57,7 @@ absl::Status ValidateDocumentId(absl::string_view id);
 
 // Encodes and signs. REQUIRES: key.public_key() == header.author.
 // kInvalidArgument for a bad document id or seq range; kResourceExhausted if
-// the result would exceed kBatchBytesMax.
+// the delta is over crdt::kDeltaBytesMax.
 absl::StatusOr<std::string> SealBatch(const BatchHeader& header, absl::string_view delta,
                                       const SigningKey& key);
 

@@ -11,7 +11,7 @@
 //   absl::Status s = doc.Put("/rpm", "1450");
 //   absl::StatusOr<std::string> json = doc.Get();       // {"rpm":1450}
 //
-// Errors are absl::Status with the codes of docs/errors (kInvalidArgument
+// Errors are absl::Status with these codes (kInvalidArgument
 // for bad input, kUnauthenticated for bad signatures or untrusted authors,
 // kDataLoss for a damaged store, kResourceExhausted for a limit,
 // kFailedPrecondition for wrong state, kUnimplemented for a newer format).

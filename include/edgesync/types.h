@@ -39,7 +39,7 @@ struct ReplicaOptions {
   // Initial LMDB map size; the map grows by doubling when full.
   uint64_t map_bytes_initial = uint64_t{64} << 20;
   // Upper bound of the map (the store refuses writes past it).
-  uint64_t map_bytes_max = uint64_t{1} << 40;
+  uint64_t map_bytes_max = sizeof(size_t) >= 8 ? uint64_t{1} << 40 : uint64_t{1} << 30;
   // Remote batches timestamped further ahead of this replica's clock are
   // held until the clock catches up.
   uint64_t future_skew_max_ms = 5 * 60 * 1000;

@@ -23,8 +23,10 @@ namespace edgesync::internal {
 namespace {
 
 // Source bytes merged into one compacted batch by Compact(); larger logs
-// become several compacted batches.
-constexpr uint64_t kCompactionSourceBytesMax = uint64_t{32} << 20;
+// become several compacted batches. Sources are compressed, so this stays
+// well below the uncompressed delta limit at any usual compression ratio
+// (and a merge that would pass it anyway is skipped).
+constexpr uint64_t kCompactionSourceBytesMax = uint64_t{16} << 20;
 // Large batches kept partly received across sessions.
 constexpr size_t kPartialTransfersMax = 4;
 // Held batches released per call, so one call stays bounded.
@@ -159,8 +161,29 @@ ReplicaCore::ReplicaCore(std::string dir, const ReplicaOptions& options,
 
 ReplicaCore::~ReplicaCore() = default;
 
+absl::Status ReplicaCore::failure() const {
+  absl::MutexLock lock(&failure_mu_);
+  return failure_;
+}
+
+absl::Status ReplicaCore::CheckUsable() const {
+  absl::MutexLock lock(&failure_mu_);
+  if (failure_.ok()) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat("replica failed earlier: ", failure_.message(), "; reopen it"));
+}
+
+absl::Status ReplicaCore::Note(absl::Status s) {
+  if (absl::IsDataLoss(s)) {
+    absl::MutexLock lock(&failure_mu_);
+    if (failure_.ok()) failure_ = s;
+  }
+  return s;
+}
+
 absl::Status ReplicaCore::Trust(const crdt::AuthorKey& key) {
-  return store_->Write([&](StoreTxn& txn) { return txn.AddTrusted(key); });
+  if (absl::Status s = CheckUsable(); !s.ok()) return s;
+  return Note(store_->Write([&](StoreTxn& txn) { return txn.AddTrusted(key); }));
 }
 
 absl::StatusOr<std::vector<crdt::AuthorKey>> ReplicaCore::TrustedKeys() {
@@ -189,6 +212,7 @@ absl::StatusOr<std::vector<std::string>> ReplicaCore::DocumentIds(absl::string_v
 absl::StatusOr<CommitInfo> ReplicaCore::Commit(absl::string_view document,
                                                const std::vector<PendingMutation>& mutations) {
   if (absl::Status s = transport::ValidateDocumentId(document); !s.ok()) return s;
+  if (absl::Status s = CheckUsable(); !s.ok()) return s;
   CommitInfo info;
   Change change;
   ClockAdapter wall(clock_);
@@ -218,8 +242,7 @@ absl::StatusOr<CommitInfo> ReplicaCore::Commit(absl::string_view document,
     header.seq_first = first;
     header.seq_last = last;
     header.hlc = *hlc;
-    absl::StatusOr<std::string> batch =
-        transport::SealBatch(header, crdt::EncodeCompact(*delta), identity_);
+    absl::StatusOr<std::string> batch = SealDelta(header, *delta);
     if (!batch.ok()) return batch.status();
     if (absl::Status ls = txn.PutLog(doc->num, self(), first, last, *batch); !ls.ok()) return ls;
     absl::StatusOr<crdt::RangeSet> coverage = txn.Coverage(doc->num, self());
@@ -241,7 +264,7 @@ absl::StatusOr<CommitInfo> ReplicaCore::Commit(absl::string_view document,
     return absl::OkStatus();
   });
   if (IsNothingToWrite(s)) return CommitInfo();
-  if (!s.ok()) return s;
+  if (!s.ok()) return Note(s);
   counters_.commits.fetch_add(1, std::memory_order_relaxed);
   counters_.batches_authored.fetch_add(1, std::memory_order_relaxed);
   counters_.bytes_authored.fetch_add(info.batch_bytes, std::memory_order_relaxed);
@@ -275,7 +298,19 @@ absl::StatusOr<std::string> ReplicaCore::SealCompacted(DocumentState& state,
   header.seq_last = last;
   header.hlc = hlc;
   header.compacted = true;
-  return transport::SealBatch(header, crdt::EncodeCompact(*compacted), identity_);
+  return SealDelta(header, *compacted);
+}
+
+absl::StatusOr<std::string> ReplicaCore::SealDelta(const transport::BatchHeader& header,
+                                                   const crdt::Delta& delta) const {
+  size_t raw_bytes = 0;
+  std::string encoded = crdt::EncodeCompact(delta, &raw_bytes);
+  if (raw_bytes > crdt::kDeltaBytesMax) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "a batch's delta of ", raw_bytes, " bytes would be over the limit of ",
+        crdt::kDeltaBytesMax, " bytes every replica applies"));
+  }
+  return transport::SealBatch(header, encoded, identity_);
 }
 
 absl::Status ReplicaCore::MergeOwnEntries(StoreTxn& txn, DocumentState& state, DocumentRecord& doc,
@@ -313,12 +348,16 @@ absl::Status ReplicaCore::CompactTiers(StoreTxn& txn, DocumentState& state, Docu
         a + b > kCompactionSourceBytesMax) {
       return absl::OkStatus();
     }
-    if (absl::Status m = MergeOwnEntries(txn, state, doc, {older, newer}); !m.ok()) return m;
+    absl::Status m = MergeOwnEntries(txn, state, doc, {older, newer});
+    // A merge whose result would be too large for one batch stops the tiers.
+    if (absl::IsResourceExhausted(m)) return absl::OkStatus();
+    if (!m.ok()) return m;
   }
 }
 
 absl::Status ReplicaCore::Compact(absl::string_view document) {
   if (absl::Status s = transport::ValidateDocumentId(document); !s.ok()) return s;
+  if (absl::Status s = CheckUsable(); !s.ok()) return s;
   absl::Status s = store_->Write([&](StoreTxn& txn) -> absl::Status {
     absl::StatusOr<std::optional<DocumentRecord>> doc = txn.FindDocument(document);
     if (!doc.ok()) return doc.status();
@@ -353,14 +392,16 @@ absl::Status ReplicaCore::Compact(absl::string_view document) {
     for (size_t i = 0; i < groups.size(); ++i) {
       if (groups[i].size() < 2) continue;
       for (size_t j = 0; j < groups[i].size(); ++j) groups[i][j].bytes = copies[i][j];
-      if (absl::Status m = MergeOwnEntries(txn, state, **doc, groups[i]); !m.ok()) return m;
+      absl::Status m = MergeOwnEntries(txn, state, **doc, groups[i]);
+      if (absl::IsResourceExhausted(m)) continue;  // too large for one batch: left as it is
+      if (!m.ok()) return m;
       merged_any = true;
     }
     if (!merged_any) return NothingToWrite();
     return state.Flush();
   });
   if (IsNothingToWrite(s)) return absl::OkStatus();
-  return s;
+  return Note(s);
 }
 
 absl::StatusOr<std::string> ReplicaCore::CutOwnRange(absl::string_view document, uint64_t first,
@@ -418,6 +459,7 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch, const std::st
     if (reason) reason->fetch_add(1, std::memory_order_relaxed);
     return result;
   };
+  if (absl::Status s = CheckUsable(); !s.ok()) return reject(s, nullptr);
   absl::StatusOr<crdt::Delta> delta = transport::DecodeBatchDelta(batch);
   if (!delta.ok()) return reject(delta.status(), &counters_.rejected_malformed);
 
@@ -506,7 +548,7 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch, const std::st
     return absl::OkStatus();
   });
   if (IsNothingToWrite(s)) s = absl::OkStatus();
-  if (!s.ok()) return reject(s, untrusted ? &counters_.rejected_untrusted : nullptr);
+  if (!s.ok()) return reject(Note(s), untrusted ? &counters_.rejected_untrusted : nullptr);
   switch (result.outcome) {
     case ApplyOutcome::kApplied:
       counters_.batches_applied.fetch_add(1, std::memory_order_relaxed);

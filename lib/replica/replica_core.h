@@ -107,7 +107,16 @@ class ReplicaCore {
 
   ReplicaStats stats() const;
 
+  // OK, or the first kDataLoss this replica met: after it, writes are
+  // refused with kFailedPrecondition until the replica is reopened.
+  absl::Status failure() const;
+
  private:
+  // kFailedPrecondition after a sticky failure.
+  absl::Status CheckUsable() const;
+  // Records `s` as the sticky failure if it is kDataLoss; returns `s`.
+  absl::Status Note(absl::Status s);
+
   struct Subscription;
   struct Counters {
     std::atomic<uint64_t> commits{0};
@@ -136,6 +145,10 @@ class ReplicaCore {
   // compacted batch.
   absl::Status MergeOwnEntries(StoreTxn& txn, class DocumentState& state, DocumentRecord& doc,
                                const std::vector<LogEntry>& group);
+  // Encodes and signs `delta`; kResourceExhausted if its uncompressed size
+  // is over what receivers accept.
+  absl::StatusOr<std::string> SealDelta(const transport::BatchHeader& header,
+                                        const crdt::Delta& delta) const;
   absl::StatusOr<std::string> SealCompacted(class DocumentState& state, const DocumentRecord& doc,
                                             uint64_t first, uint64_t last,
                                             const std::vector<LogEntry>& sources);
@@ -149,6 +162,9 @@ class ReplicaCore {
   WallClock* clock_;
   Counters counters_;
   transport::PartialTransfers partials_;
+
+  mutable absl::Mutex failure_mu_;
+  absl::Status failure_ ABSL_GUARDED_BY(failure_mu_);
 
   absl::Mutex subscriptions_mu_;
   uint64_t next_subscription_ ABSL_GUARDED_BY(subscriptions_mu_) = 1;

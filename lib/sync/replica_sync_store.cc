@@ -11,8 +11,10 @@ namespace edgesync::internal {
 namespace {
 
 // Source bytes of own batches behind one fresh compaction sent in a
-// session; a longer missing range becomes several batches.
-constexpr uint64_t kCutSourceBytesMax = uint64_t{32} << 20;
+// session; a longer missing range becomes several batches. Sources are
+// compressed: this leaves room for a 16x ratio under the uncompressed
+// delta limit.
+constexpr uint64_t kCutSourceBytesMax = uint64_t{8} << 20;
 
 std::string ShortHash(const crdt::StateHashSum& sum) {
   return StateDigest(sum).substr(0, transport::kDocumentHashBytes);
