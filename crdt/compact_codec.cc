@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "crdt/check.h"
@@ -30,6 +31,20 @@ enum Column : size_t {
   kCounterTotals,
   kColumnCount,
 };
+
+// One compression and one decompression context per thread: creating a
+// level-19 context per call costs more than compressing a small delta.
+ZSTD_CCtx* ThreadCompressor() {
+  thread_local std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> ctx(ZSTD_createCCtx(),
+                                                                       &ZSTD_freeCCtx);
+  return ctx.get();
+}
+
+ZSTD_DCtx* ThreadDecompressor() {
+  thread_local std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(),
+                                                                       &ZSTD_freeDCtx);
+  return ctx.get();
+}
 
 int ZstdLevelFor(size_t bytes) {
   if (bytes < (256u << 10)) return 19;
@@ -178,8 +193,8 @@ std::string EncodeCompact(const Delta& delta, size_t* raw_bytes) {
   out.push_back(static_cast<char>(kCompactFormatVersion));
   if (body.size() >= 64) {
     std::string packed(ZSTD_compressBound(body.size()), '\0');
-    const size_t n = ZSTD_compress(packed.data(), packed.size(), body.data(), body.size(),
-                                   ZstdLevelFor(body.size()));
+    const size_t n = ZSTD_compressCCtx(ThreadCompressor(), packed.data(), packed.size(), body.data(),
+                                       body.size(), ZstdLevelFor(body.size()));
     ES_CHECK(!ZSTD_isError(n));
     if (n < body.size()) {
       out.push_back(static_cast<char>(kFlagZstd));
@@ -219,10 +234,28 @@ absl::StatusOr<Delta> DecodeCompact(absl::string_view bytes, size_t max_bytes,
     const absl::string_view packed = head.rest();
     const unsigned long long declared = ZSTD_getFrameContentSize(packed.data(), packed.size());
     if (declared != *raw) return absl::InvalidArgumentError("delta compression frame is malformed");
-    unpacked.resize(static_cast<size_t>(*raw));
-    const size_t n = ZSTD_decompress(unpacked.data(), unpacked.size(), packed.data(), packed.size());
-    if (ZSTD_isError(n) || n != unpacked.size()) {
-      return absl::InvalidArgumentError("delta compression frame is corrupt");
+    // Decompress in pieces: memory grows with the bytes the frame really
+    // produces, not with the size it claims.
+    ZSTD_DCtx* dctx = ThreadDecompressor();
+    ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only);
+    ZSTD_inBuffer in_buf{packed.data(), packed.size(), 0};
+    constexpr size_t kPiece = 1u << 20;
+    size_t left_in_frame = 1;
+    while (left_in_frame != 0) {
+      const size_t before = unpacked.size();
+      const size_t room = static_cast<size_t>(std::min<uint64_t>(kPiece, *raw - before));
+      if (room == 0 && in_buf.pos == in_buf.size) break;
+      unpacked.resize(before + std::max<size_t>(room, 1));
+      ZSTD_outBuffer out_buf{unpacked.data() + before, unpacked.size() - before, 0};
+      left_in_frame = ZSTD_decompressStream(dctx, &out_buf, &in_buf);
+      unpacked.resize(before + out_buf.pos);
+      if (ZSTD_isError(left_in_frame) || unpacked.size() > *raw ||
+          (out_buf.pos == 0 && in_buf.pos == in_buf.size && left_in_frame != 0)) {
+        return absl::InvalidArgumentError("delta compression frame is corrupt or truncated");
+      }
+    }
+    if (unpacked.size() != *raw || in_buf.pos != in_buf.size) {
+      return absl::InvalidArgumentError("delta compression frame does not match its length");
     }
     body = unpacked;
   } else if (body.size() > max_bytes) {

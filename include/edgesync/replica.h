@@ -44,7 +44,8 @@ class ReplicaCore;
 class Replica {
  public:
   // Opens the replica in `dir`, creating the directory, the store and a new
-  // identity if missing. kUnimplemented if the store was written by a newer
+  // identity if missing (unless options.create_if_missing is false: then
+  // kNotFound). kUnimplemented if the store was written by a newer
   // format; kDataLoss if it is damaged or its identity file is missing;
   // kFailedPrecondition if this process already has it open;
   // kInvalidArgument for bad options.

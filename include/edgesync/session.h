@@ -76,6 +76,9 @@ class Session {
   absl::Status Receive(absl::string_view message);
 
   bool synced() const;
+  // OK, or why the session failed (every later call returns it too).
+  absl::Status failure() const;
+  // Documents whose state hashes differed at the end of the last round.
   std::vector<std::string> mismatched_documents() const;
   SessionStats stats() const;
   // Asks for a new round once the current one is done.
@@ -88,11 +91,14 @@ class Session {
 
 // Runs sessions between two replicas in this process until neither has
 // anything to send, alternating messages as on a full-duplex link. Returns
-// each side's statistics, or the first error.
+// each side's statistics and whether both verified they are in sync (with
+// the documents whose hashes differed when not), or the error that failed
+// a session.
 struct LocalSyncResult {
   SessionStats a;
   SessionStats b;
   bool synced = false;
+  std::vector<std::string> mismatched_documents;
 };
 absl::StatusOr<LocalSyncResult> SyncLocal(Replica& a, Replica& b,
                                           const SessionOptions& options = {});

@@ -47,6 +47,9 @@ struct ReplicaOptions {
   bool auto_compact = true;
   // Borrowed; must outlive the replica. nullptr: the system clock.
   WallClock* clock = nullptr;
+  // Create the directory, store and identity when missing. When false,
+  // opening a directory without a replica is kNotFound.
+  bool create_if_missing = true;
 };
 
 // What changed in one document, as seen by one replica.

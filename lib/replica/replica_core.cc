@@ -121,6 +121,12 @@ absl::StatusOr<std::shared_ptr<ReplicaCore>> ReplicaCore::Open(const std::string
   if (options.map_bytes_initial == 0 || options.map_bytes_initial > options.map_bytes_max) {
     return absl::InvalidArgumentError("map_bytes_initial must be between 1 and map_bytes_max");
   }
+  if (!options.create_if_missing) {
+    struct stat st;
+    if (::stat(absl::StrCat(dir, "/", kIdentityFileName).c_str(), &st) != 0) {
+      return absl::NotFoundError(absl::StrCat("no replica in \"", dir, "\""));
+    }
+  }
   if (absl::Status s = EnsureDirectory(dir); !s.ok()) return s;
   if (absl::Status s = transport::InitSodium(); !s.ok()) return s;
   absl::StatusOr<transport::SigningKey> identity = LoadIdentity(dir);
@@ -496,20 +502,26 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch, const std::st
     if (!j.ok()) return j.status();
     joined = *std::move(j);
     // Stored batches of this author inside the new one's range are
-    // superseded by it (a compaction arrived), unless it proves an
-    // equivocation: then both stay, as the proof.
-    std::vector<std::string> superseded;
+    // superseded by it (a compaction arrived), unless they prove an
+    // equivocation, now or recorded earlier: proofs stay, to travel.
+    std::vector<LogEntry> inside;
     bool stored_already = false;
     absl::Status ls = txn.ForEachLog(doc->num, batch.header.author, batch.header.seq_first,
                                      batch.header.seq_last, [&](const LogEntry& e) {
                                        if (e.bytes == batch.bytes) stored_already = true;
                                        if (e.first >= batch.header.seq_first &&
                                            e.last <= batch.header.seq_last) {
-                                         superseded.push_back(e.key);
+                                         inside.push_back(e);
                                        }
                                        return true;
                                      });
     if (!ls.ok()) return ls;
+    std::vector<std::string> superseded;
+    for (const LogEntry& e : inside) {
+      absl::StatusOr<bool> proof = txn.HasEquivocationIn(doc->num, batch.header.author, e.first, e.last);
+      if (!proof.ok()) return proof.status();
+      if (!*proof) superseded.push_back(e.key);
+    }
     const bool state_news = joined.state_changed() || joined.context_changed;
     if (covered && !state_news) {
       result.outcome = ApplyOutcome::kDuplicate;

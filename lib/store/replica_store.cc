@@ -454,6 +454,25 @@ absl::Status StoreTxn::ForEachEquivocation(
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> StoreTxn::HasEquivocationIn(uint32_t doc, const crdt::AuthorKey& author,
+                                                 uint64_t first, uint64_t last) {
+  absl::StatusOr<std::string> prefix = DocAuthorKey(doc, author, false);
+  if (!prefix.ok()) return prefix.status();
+  if (prefix->empty()) return false;
+  std::string begin = *prefix;
+  AppendU64(&begin, first);
+  std::string end = *prefix;
+  AppendU64(&end, last + 1);
+  bool found = false;
+  absl::Status s = read_->ForEachInRange(dbs_.equivocations, begin, end,
+                                         [&](absl::string_view, absl::string_view) {
+                                           found = true;
+                                           return false;
+                                         });
+  if (!s.ok()) return s;
+  return found;
+}
+
 absl::StatusOr<std::optional<std::string>> StoreTxn::GetLog(absl::string_view key) {
   return GetCopy(dbs_.log, key);
 }

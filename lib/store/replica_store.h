@@ -162,6 +162,9 @@ class StoreTxn {
   // equivocations: (doc, author, dot) found signed with two values
   absl::Status PutEquivocation(uint32_t doc, const crdt::AuthorKey& author, uint64_t n);
   absl::StatusOr<uint64_t> CountEquivocations(uint32_t doc);
+  // True if an equivocation of `author` is recorded at a dot in [first, last].
+  absl::StatusOr<bool> HasEquivocationIn(uint32_t doc, const crdt::AuthorKey& author,
+                                         uint64_t first, uint64_t last);
   absl::Status ForEachEquivocation(uint32_t doc,
                                    absl::FunctionRef<void(const crdt::AuthorKey&, uint64_t n)> fn);
   // The stored batch under a log key, copied; nullopt if gone.

@@ -2,6 +2,8 @@
 
 #include "edgesync/session.h"
 
+#include <algorithm>
+
 #include "lib/sync/replica_sync_store.h"
 #include "transport/sync_session.h"
 
@@ -58,6 +60,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(Replica& replica,
 absl::StatusOr<std::optional<std::string>> Session::Next() { return core_->session_->NextMessage(); }
 absl::Status Session::Receive(absl::string_view message) { return core_->session_->Receive(message); }
 bool Session::synced() const { return core_->session_->synced(); }
+absl::Status Session::failure() const { return core_->session_->failure(); }
 std::vector<std::string> Session::mismatched_documents() const {
   return core_->session_->mismatched_documents();
 }
@@ -77,19 +80,30 @@ absl::StatusOr<LocalSyncResult> SyncLocal(Replica& a, Replica& b, const SessionO
     if (!ma.ok()) return ma.status();
     absl::StatusOr<std::optional<std::string>> mb = (*sb)->Next();
     if (!mb.ok()) return mb.status();
+    // A round whose hashes differ is reported in the result; a failed
+    // session is an error.
     if (ma->has_value()) {
       busy = true;
-      if (absl::Status s = (*sb)->Receive(**ma); !s.ok()) return s;
+      (void)(*sb)->Receive(**ma);
+      if (!(*sb)->failure().ok()) return (*sb)->failure();
     }
     if (mb->has_value()) {
       busy = true;
-      if (absl::Status s = (*sa)->Receive(**mb); !s.ok()) return s;
+      (void)(*sa)->Receive(**mb);
+      if (!(*sa)->failure().ok()) return (*sa)->failure();
     }
   }
   LocalSyncResult result;
   result.a = (*sa)->stats();
   result.b = (*sb)->stats();
   result.synced = (*sa)->synced() && (*sb)->synced();
+  result.mismatched_documents = (*sa)->mismatched_documents();
+  for (const std::string& d : (*sb)->mismatched_documents()) {
+    if (std::find(result.mismatched_documents.begin(), result.mismatched_documents.end(), d) ==
+        result.mismatched_documents.end()) {
+      result.mismatched_documents.push_back(d);
+    }
+  }
   return result;
 }
 
