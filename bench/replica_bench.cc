@@ -1,0 +1,267 @@
+// Replica throughput (issue "The replica"): local commits per second with
+// one mutation per transaction (kDurable and kFast) and with 1,000
+// mutations per transaction; remote batches applied per second (signature
+// verification included); bytes of the batch a one-key counter write makes;
+// and, in the same run for comparison, raw LMDB with one put per synced
+// commit (default flags).
+//
+// Stores live in $EDGESYNC_BENCH_DIR, else $TMPDIR, else /tmp: put them on
+// the disk you want to measure (tmpfs makes syncs free). Times are wall
+// clock (UseRealTime): a synced commit waits for the disk, not the CPU.
+//
+//   <build>/bench/replica_bench --benchmark_counters_tabular=true
+
+#include <benchmark/benchmark.h>
+#include <lmdb.h>
+#include <stdlib.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "crdt/compact_codec.h"
+#include "crdt/memory_store.h"
+#include "crdt/transaction_builder.h"
+#include "crdt/hlc.h"
+#include "edgesync/replica.h"
+#include "transport/batch.h"
+#include "transport/signing_key.h"
+
+namespace edgesync {
+namespace {
+
+class BenchDir {
+ public:
+  BenchDir() {
+    const char* base = std::getenv("EDGESYNC_BENCH_DIR");
+    if (base == nullptr || *base == '\0') base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
+                       "/edgesync-replica-bench-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      std::perror("mkdtemp");
+      std::abort();
+    }
+    path_ = tmpl;
+  }
+  ~BenchDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+Durability DurabilityArg(const benchmark::State& state) {
+  return state.range(0) == 0 ? Durability::kDurable : Durability::kFast;
+}
+
+std::unique_ptr<Replica> OpenOrAbort(const std::string& dir, const ReplicaOptions& options) {
+  absl::StatusOr<std::unique_ptr<Replica>> r = Replica::Open(dir, options);
+  if (!r.ok()) {
+    std::fprintf(stderr, "Replica::Open: %s\n", r.status().ToString().c_str());
+    std::abort();
+  }
+  return *std::move(r);
+}
+
+// Local commits, one Put each.
+void BM_CommitOneMutation(benchmark::State& state) {
+  BenchDir dir;
+  ReplicaOptions options;
+  options.durability = DurabilityArg(state);
+  auto r = OpenOrAbort(dir.path() + "/r", options);
+  Document d = r->document("bench");
+  uint64_t i = 0;
+  for (auto _ : state) {
+    absl::Status s = d.Put(absl::StrCat("/k", i % 64), absl::StrCat(i));
+    if (!s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+    ++i;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.SetLabel(options.durability == Durability::kDurable ? "kDurable, commits/s" : "kFast, commits/s");
+}
+BENCHMARK(BM_CommitOneMutation)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// Local commits of 1,000 Puts each; items are mutations.
+void BM_CommitThousandMutations(benchmark::State& state) {
+  BenchDir dir;
+  ReplicaOptions options;
+  options.durability = DurabilityArg(state);
+  auto r = OpenOrAbort(dir.path() + "/r", options);
+  Document d = r->document("bench");
+  constexpr int kMutations = 1000;
+  uint64_t round = 0;
+  for (auto _ : state) {
+    Transaction t = d.Begin();
+    for (int k = 0; k < kMutations; ++k) {
+      if (absl::Status s = t.Put(absl::StrCat("/k", k), absl::StrCat(round)); !s.ok()) {
+        state.SkipWithError(s.ToString().c_str());
+        return;
+      }
+    }
+    absl::StatusOr<CommitInfo> c = t.Commit();
+    if (!c.ok()) {
+      state.SkipWithError(c.status().ToString().c_str());
+      break;
+    }
+    ++round;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kMutations);
+  state.counters["commits/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.SetLabel(options.durability == Durability::kDurable ? "kDurable, mutations/s"
+                                                            : "kFast, mutations/s");
+}
+BENCHMARK(BM_CommitThousandMutations)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Pre-sealed single-write batches of another author, consecutive seqs.
+class RemoteAuthor {
+ public:
+  RemoteAuthor() : key_(transport::SigningKey::Generate().value()) {}
+  const transport::SigningKey& key() const { return key_; }
+
+  std::vector<std::string> Seal(size_t n) {
+    std::vector<std::string> out;
+    out.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      crdt::TransactionBuilder t(&state_, key_.public_key(), next_dot_, hlc_++);
+      (void)t.Put(crdt::Path::Parse(absl::StrCat("/k", next_dot_ % 64)).value(),
+                  crdt::Tree::Scalar(crdt::Value::Int(static_cast<int64_t>(next_dot_))));
+      crdt::Delta delta = t.Finish().value();
+      transport::BatchHeader h;
+      h.document = "bench";
+      h.author = key_.public_key();
+      h.seq_first = next_dot_;
+      h.seq_last = next_dot_ + t.dots_used() - 1;
+      h.hlc = h.seq_first + crdt::HlcFromMillis(1'600'000'000'000);
+      next_dot_ += t.dots_used();
+      out.push_back(transport::SealBatch(h, crdt::EncodeCompact(delta), key_).value());
+    }
+    return out;
+  }
+
+ private:
+  transport::SigningKey key_;
+  crdt::MemoryStore state_;
+  uint64_t next_dot_ = 1;
+  uint64_t hlc_ = crdt::HlcFromMillis(1'600'000'000'000);
+};
+
+// ApplyBatches of one pre-sealed remote batch per iteration: size checks,
+// signature verification, decode, join, log append, one commit.
+void BM_ApplyRemoteBatch(benchmark::State& state) {
+  BenchDir dir;
+  ReplicaOptions options;
+  options.durability = DurabilityArg(state);
+  auto r = OpenOrAbort(dir.path() + "/r", options);
+  RemoteAuthor author;
+  if (!r->Trust(author.key().public_key().Hex()).ok()) std::abort();
+  constexpr size_t kChunk = 2000;
+  std::vector<std::string> batches = author.Seal(kChunk);
+  size_t next = 0;
+  uint64_t bytes = 0;
+  for (auto _ : state) {
+    if (next == batches.size()) {
+      state.PauseTiming();
+      batches = author.Seal(kChunk);
+      next = 0;
+      state.ResumeTiming();
+    }
+    bytes += batches[next].size();
+    ApplyReport rep = r->ApplyBatches({batches[next++]});
+    if (rep.applied != 1) {
+      state.SkipWithError(rep.reasons.empty() ? "not applied" : rep.reasons[0].c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+  state.SetLabel(options.durability == Durability::kDurable ? "kDurable, batches/s" : "kFast, batches/s");
+}
+BENCHMARK(BM_ApplyRemoteBatch)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// Bytes of the signed batch one counter increment on one key makes.
+void BM_BatchBytesOneKeyCounter(benchmark::State& state) {
+  BenchDir dir;
+  ReplicaOptions options;
+  options.durability = Durability::kFast;
+  auto r = OpenOrAbort(dir.path() + "/r", options);
+  Document d = r->document("bench");
+  uint64_t bytes = 0;
+  uint64_t commits = 0;
+  for (auto _ : state) {
+    Transaction t = d.Begin();
+    (void)t.CounterAdd("/n", 1);
+    absl::StatusOr<CommitInfo> c = t.Commit();
+    if (!c.ok()) {
+      state.SkipWithError(c.status().ToString().c_str());
+      break;
+    }
+    bytes += c->batch_bytes;
+    ++commits;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.counters["bytes_per_batch"] =
+      benchmark::Counter(commits == 0 ? 0.0 : static_cast<double>(bytes) / static_cast<double>(commits));
+  state.SetLabel("kFast, one CounterAdd per commit");
+}
+BENCHMARK(BM_BatchBytesOneKeyCounter)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// Raw liblmdb for comparison: one put per commit, default flags (synced).
+void BM_LmdbRawSyncedPut(benchmark::State& state) {
+  BenchDir dir;
+  MDB_env* env = nullptr;
+  MDB_dbi dbi = 0;
+  int rc = mdb_env_create(&env);
+  if (rc == 0) rc = mdb_env_set_mapsize(env, size_t{1} << 30);
+  if (rc == 0) rc = mdb_env_open(env, dir.path().c_str(), 0, 0644);
+  if (rc == 0) {
+    MDB_txn* txn = nullptr;
+    rc = mdb_txn_begin(env, nullptr, 0, &txn);
+    if (rc == 0) rc = mdb_dbi_open(txn, nullptr, 0, &dbi);
+    if (rc == 0) rc = mdb_txn_commit(txn);
+  }
+  if (rc != 0) {
+    state.SkipWithError(mdb_strerror(rc));
+    if (env != nullptr) mdb_env_close(env);
+    return;
+  }
+  uint64_t i = 0;
+  char value[16] = "value-of-16-b..";
+  for (auto _ : state) {
+    MDB_txn* txn = nullptr;
+    rc = mdb_txn_begin(env, nullptr, 0, &txn);
+    const uint64_t key_n = i++ % 64;
+    MDB_val key{sizeof(key_n), const_cast<uint64_t*>(&key_n)};
+    MDB_val val{sizeof(value), value};
+    if (rc == 0) rc = mdb_put(txn, dbi, &key, &val, 0);
+    if (rc == 0) {
+      rc = mdb_txn_commit(txn);
+    } else if (txn != nullptr) {
+      mdb_txn_abort(txn);
+    }
+    if (rc != 0) {
+      state.SkipWithError(mdb_strerror(rc));
+      break;
+    }
+  }
+  mdb_env_close(env);
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.SetLabel("liblmdb, default flags, commits/s");
+}
+BENCHMARK(BM_LmdbRawSyncedPut)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+}  // namespace edgesync
+
+BENCHMARK_MAIN();

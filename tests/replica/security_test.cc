@@ -1,0 +1,596 @@
+// Bad input changes nothing and authenticity holds: damaged bundles,
+// damaged and untrusted batches, replays, equivocating authors and batches
+// whose delta claims dots outside their signed seq range.
+
+#include <algorithm>
+#include <random>
+
+#include "crdt/size_limits.h"
+#include "lib/replica/identity.h"
+#include "tests/replica/replica_test_util.h"
+
+namespace edgesync::testing {
+namespace {
+
+using internal::ApplyOutcome;
+using internal::ApplyResult;
+
+// Everything an import must not change.
+struct Snapshot {
+  std::vector<std::string> ids;
+  std::map<std::string, std::string> digests;
+  VersionVectors vv;
+  friend bool operator==(const Snapshot&, const Snapshot&) = default;
+};
+
+Snapshot Take(Replica& r) {
+  Snapshot s;
+  s.ids = MustIds(r);
+  for (const std::string& id : s.ids) s.digests[id] = MustDigest(r.document(id));
+  absl::StatusOr<VersionVectors> vv = r.GetVersionVectors();
+  EXPECT_TRUE(vv.ok()) << vv.status();
+  if (vv.ok()) s.vv = *vv;
+  return s;
+}
+
+std::string FlipBit(std::string bytes, size_t bit) {
+  bytes[bit / 8] = static_cast<char>(bytes[bit / 8] ^ (1 << (bit % 8)));
+  return bytes;
+}
+
+class SecurityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    author_ = MustOpen(dir_.Sub("author"));
+    target_ = MustOpen(dir_.Sub("target"));
+    ASSERT_TRUE(target_->Trust(author_->public_key_hex()).ok());
+    // The target holds state of its own that nothing below may touch.
+    ASSERT_TRUE(target_->document("mine").Put("/x", "\"kept\"").ok());
+    ASSERT_TRUE(target_->document("mine").CounterAdd("/n", 3).ok());
+  }
+
+  ScratchDir dir_;
+  std::unique_ptr<Replica> author_;
+  std::unique_ptr<Replica> target_;
+};
+
+TEST_F(SecurityTest, EveryFlippedBitOfASmallBundleIsDataLossAndChangesNothing) {
+  ASSERT_TRUE(author_->document("d").Put("/a", "\"b\"").ok());
+  const std::string file = dir_.Sub("small.bundle");
+  ASSERT_TRUE(author_->ExportBundle(file).ok());
+  absl::StatusOr<std::string> bytes = ReadFile(file);
+  ASSERT_TRUE(bytes.ok());
+  ASSERT_LT(bytes->size(), 2048u) << "the exhaustive test wants a small bundle";
+  const Snapshot before = Take(*target_);
+  const std::string damaged = dir_.Sub("damaged.bundle");
+  for (size_t bit = 0; bit < bytes->size() * 8; ++bit) {
+    ASSERT_TRUE(WriteFile(damaged, FlipBit(*bytes, bit)).ok());
+    absl::StatusOr<BundleReport> rep = target_->ImportBundle(damaged);
+    ASSERT_EQ(rep.status().code(), absl::StatusCode::kDataLoss)
+        << "bit " << bit << " of " << bytes->size() * 8 << ": " << rep.status();
+  }
+  // Every truncation too.
+  for (size_t len = 0; len < bytes->size(); ++len) {
+    ASSERT_TRUE(WriteFile(damaged, bytes->substr(0, len)).ok());
+    ASSERT_EQ(target_->ImportBundle(damaged).status().code(), absl::StatusCode::kDataLoss)
+        << "truncated to " << len;
+  }
+  EXPECT_TRUE(Take(*target_) == before);
+  EXPECT_EQ(target_->stats().batches_applied, 0u);
+  EXPECT_EQ(target_->stats().batches_rejected, 0u);
+  // The intact file still imports.
+  absl::StatusOr<BundleReport> ok = target_->ImportBundle(file);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->batches.applied, 1u);
+  EXPECT_EQ(MustGet(target_->document("d")), R"({"a":"b"})");
+}
+
+TEST_F(SecurityTest, SampledFlippedBitsOfALargeBundleAreDataLoss) {
+  const uint64_t seed = TestSeed();
+  std::mt19937_64 rng(seed);
+  for (int doc = 0; doc < 30; ++doc) {
+    Transaction t = author_->document(absl::StrCat("doc-", doc)).Begin();
+    for (int k = 0; k < 20; ++k) {
+      ASSERT_TRUE(t.Put(absl::StrCat("/k", k), absl::StrCat("\"", Filler(rng(), 100), "\"")).ok());
+    }
+    ASSERT_TRUE(t.Commit().ok());
+  }
+  const std::string file = dir_.Sub("large.bundle");
+  ASSERT_TRUE(author_->ExportBundle(file).ok());
+  absl::StatusOr<std::string> bytes = ReadFile(file);
+  ASSERT_TRUE(bytes.ok());
+  ASSERT_GT(bytes->size(), 30000u);
+  const Snapshot before = Take(*target_);
+  const std::string damaged = dir_.Sub("damaged.bundle");
+  // Positions: random, plus the header, the first length field and the
+  // checksum, where a parser is most likely to go wrong.
+  std::vector<size_t> bits;
+  for (size_t b = 0; b < 20 * 8; ++b) bits.push_back(b);
+  for (size_t b = (bytes->size() - 32) * 8; b < bytes->size() * 8; b += 7) bits.push_back(b);
+  for (int i = 0; i < 250; ++i) bits.push_back(rng() % (bytes->size() * 8));
+  for (size_t bit : bits) {
+    ASSERT_TRUE(WriteFile(damaged, FlipBit(*bytes, bit)).ok());
+    absl::StatusOr<BundleReport> rep = target_->ImportBundle(damaged);
+    ASSERT_EQ(rep.status().code(), absl::StatusCode::kDataLoss) << "bit " << bit << ": " << rep.status();
+  }
+  EXPECT_TRUE(Take(*target_) == before);
+  absl::StatusOr<BundleReport> ok = target_->ImportBundle(file);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->batches.rejected, 0u);
+  EXPECT_EQ(MustIds(*target_).size(), 31u);
+}
+
+// A bundle whose checksum was recomputed over a tampered batch (the
+// checksum catches accidents, signatures catch forgers): the import
+// succeeds, the tampered batch is rejected, the intact ones apply.
+TEST_F(SecurityTest, BundleWithAValidChecksumOverATamperedBatch) {
+  ASSERT_TRUE(author_->document("d1").Put("/a", "1").ok());
+  ASSERT_TRUE(author_->document("d2").Put("/b", "\"genuine\"").ok());
+  std::vector<std::string> batches = ExportAll(*author_, dir_.Sub("two.bundle"));
+  ASSERT_EQ(batches.size(), 2u);
+  size_t victim = 0;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    if (transport::OpenBatch(batches[i])->header.document == "d2") victim = i;
+  }
+  // Change "genuine" into "GENUINE" wherever the bytes show it (the delta
+  // may be compressed: then flip a byte in its middle instead).
+  std::string& b = batches[victim];
+  const size_t at = b.find("genuine");
+  if (at != std::string::npos) {
+    b.replace(at, 7, "GENUINE");
+  } else {
+    b[b.size() / 2] = static_cast<char>(b[b.size() / 2] ^ 0x20);
+  }
+  std::string file = "ESBUNDL1";
+  auto be = [&](uint64_t v, int bytes) {
+    for (int i = bytes - 1; i >= 0; --i) file.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  };
+  be(batches.size(), 8);
+  for (const std::string& x : batches) {
+    be(x.size(), 4);
+    file += x;
+  }
+  file += internal::Blake2b256(file);
+  ASSERT_TRUE(WriteFile(dir_.Sub("forged.bundle"), file).ok());
+  absl::StatusOr<BundleReport> rep = target_->ImportBundle(dir_.Sub("forged.bundle"));
+  ASSERT_TRUE(rep.ok()) << rep.status();
+  EXPECT_EQ(rep->batches.applied, 1u);
+  EXPECT_EQ(rep->batches.rejected, 1u);
+  EXPECT_EQ(MustGet(target_->document("d1"), "/a"), "1");
+  EXPECT_EQ(target_->document("d2").Get("/b").status().code(), absl::StatusCode::kNotFound);
+}
+
+// A damaged batch (not bundle: straight into ApplyBatches) is refused, or
+// (when the flip only touched framing the signature does not cover) opens
+// to exactly the signed content. Either way no unsigned change gets in.
+TEST_F(SecurityTest, FlippedBitsInABatchNeverChangeStateUnsigned) {
+  const uint64_t seed = TestSeed();
+  std::mt19937_64 rng(seed);
+  ASSERT_TRUE(author_->document("d").Put("/a", "\"signed\"").ok());
+  std::vector<std::string> batches = ExportAll(*author_, dir_.Sub("one.bundle"));
+  ASSERT_EQ(batches.size(), 1u);
+  const std::string& batch = batches[0];
+  absl::StatusOr<transport::OpenedBatch> original = transport::OpenBatch(batch);
+  ASSERT_TRUE(original.ok());
+  const Snapshot before = Take(*target_);
+  size_t refused = 0;
+  for (size_t bit = 0; bit < batch.size() * 8; ++bit) {
+    const std::string flipped = FlipBit(batch, bit);
+    absl::StatusOr<transport::OpenedBatch> opened = transport::OpenBatch(flipped);
+    if (opened.ok()) {
+      // Only unsigned framing changed: the content is the signed one.
+      EXPECT_EQ(opened->header, original->header) << "bit " << bit;
+      EXPECT_EQ(opened->delta, original->delta) << "bit " << bit;
+    } else {
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, batch.size() * 8 * 9 / 10);
+  // Through the replica, a sample: every refused one changes nothing.
+  for (int i = 0; i < 200; ++i) {
+    const size_t bit = rng() % (batch.size() * 8);
+    const std::string flipped = FlipBit(batch, bit);
+    if (transport::OpenBatch(flipped).ok()) continue;
+    ApplyReport rep = target_->ApplyBatches({flipped});
+    ASSERT_EQ(rep.rejected, 1u) << "bit " << bit;
+    ASSERT_EQ(rep.reasons.size(), 1u);
+    ASSERT_TRUE(Take(*target_) == before) << "bit " << bit;
+  }
+  EXPECT_GT(target_->stats().rejected_bad_signature + target_->stats().rejected_malformed, 0u);
+  // A wrong signature specifically: kUnauthenticated.
+  std::string bad_sig = batch;
+  bad_sig[bad_sig.size() - 9] = static_cast<char>(bad_sig[bad_sig.size() - 9] ^ 0x40);
+  ApplyResult r = target_->core().ApplyBatch(bad_sig);
+  EXPECT_EQ(r.outcome, ApplyOutcome::kRejected);
+  EXPECT_TRUE(r.status.code() == absl::StatusCode::kUnauthenticated ||
+              r.status.code() == absl::StatusCode::kInvalidArgument)
+      << r.status;
+  EXPECT_TRUE(Take(*target_) == before);
+}
+
+TEST_F(SecurityTest, UntrustedAuthorIsRejectedAndChangesNothing) {
+  auto stranger = MustOpen(dir_.Sub("stranger"));
+  ASSERT_TRUE(stranger->document("mine").Put("/x", "\"hijacked\"").ok());
+  ASSERT_TRUE(stranger->document("theirs").Put("/y", "1").ok());
+  std::vector<std::string> batches = ExportAll(*stranger, dir_.Sub("stranger.bundle"));
+  ASSERT_EQ(batches.size(), 2u);
+  const Snapshot before = Take(*target_);
+  const ReplicaStats stats_before = target_->stats();
+
+  ApplyReport rep = target_->ApplyBatches(batches);
+  EXPECT_EQ(rep.rejected, 2u);
+  EXPECT_EQ(rep.applied + rep.duplicate + rep.held, 0u);
+  ASSERT_EQ(rep.reasons.size(), 2u);
+  EXPECT_NE(rep.reasons[0].find("not trusted"), std::string::npos) << rep.reasons[0];
+  ApplyResult one = target_->core().ApplyBatch(batches[0]);
+  EXPECT_EQ(one.outcome, ApplyOutcome::kRejected);
+  EXPECT_EQ(one.status.code(), absl::StatusCode::kUnauthenticated) << one.status;
+  absl::StatusOr<BundleReport> imported = target_->ImportBundle(dir_.Sub("stranger.bundle"));
+  ASSERT_TRUE(imported.ok()) << imported.status();
+  EXPECT_EQ(imported->batches.rejected, 2u);
+  EXPECT_EQ(imported->batches.applied, 0u);
+
+  EXPECT_TRUE(Take(*target_) == before);
+  EXPECT_EQ(MustGet(target_->document("mine"), "/x"), "\"kept\"");
+  EXPECT_EQ(target_->stats().rejected_untrusted - stats_before.rejected_untrusted, 5u);
+  EXPECT_EQ(target_->stats().batches_applied, stats_before.batches_applied);
+  // Its batches are not kept for relaying either.
+  const std::string relay = dir_.Sub("relay.bundle");
+  absl::StatusOr<BundleReport> out = target_->ExportBundle(relay);
+  ASSERT_TRUE(out.ok());
+  absl::StatusOr<std::vector<std::string>> relayed = BundleBatches(relay);
+  ASSERT_TRUE(relayed.ok());
+  for (const std::string& b : *relayed) {
+    EXPECT_EQ(transport::OpenBatch(b)->header.author.Hex(), target_->public_key_hex());
+  }
+  // Once trusted, the same batches apply.
+  ASSERT_TRUE(target_->Trust(stranger->public_key_hex()).ok());
+  ApplyReport later = target_->ApplyBatches(batches);
+  EXPECT_EQ(later.applied, 2u);
+  EXPECT_EQ(MustGet(target_->document("theirs"), "/y"), "1");
+}
+
+TEST_F(SecurityTest, ReplayedOldBatchIsDuplicateAndChangesNothing) {
+  ReplicaOptions no_compact;
+  no_compact.auto_compact = false;
+  auto writer = MustOpen(dir_.Sub("writer"), no_compact);
+  ASSERT_TRUE(target_->Trust(writer->public_key_hex()).ok());
+  Document d = writer->document("d");
+  ASSERT_TRUE(d.Put("/x", "\"v1\"").ok());
+  const std::vector<std::string> first = ExportAll(*writer, dir_.Sub("1.bundle"));
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_TRUE(d.Put("/x", "\"v2\"").ok());
+  ASSERT_TRUE(d.CounterAdd("/n", 1).ok());
+  const std::vector<std::string> all = ExportAll(*writer, dir_.Sub("all.bundle"));
+  ASSERT_EQ(all.size(), 3u);
+  ApplyReport rep = target_->ApplyBatches(all);
+  ASSERT_EQ(rep.applied, 3u);
+  const Snapshot before = Take(*target_);
+  const ReplicaStats stats_before = target_->stats();
+
+  ApplyReport replay = target_->ApplyBatches({first[0], first[0], all[2]});
+  EXPECT_EQ(replay.duplicate, 3u);
+  EXPECT_EQ(replay.applied, 0u);
+  EXPECT_EQ(replay.rejected, 0u);
+  EXPECT_EQ(target_->core().ApplyBatch(first[0]).outcome, ApplyOutcome::kDuplicate);
+  EXPECT_TRUE(Take(*target_) == before);
+  EXPECT_EQ(MustGet(target_->document("d"), "/x"), "\"v2\"");
+  EXPECT_EQ(MustGet(target_->document("d"), "/n"), "1");
+  EXPECT_EQ(target_->stats().batches_duplicate - stats_before.batches_duplicate, 4u);
+  EXPECT_EQ(target_->stats().batches_applied, stats_before.batches_applied);
+  // The author itself sees its own batches as duplicates.
+  ApplyReport own = writer->ApplyBatches(all);
+  EXPECT_EQ(own.duplicate, 3u);
+}
+
+// Two batches of one author, same seq range, different values under the
+// same dot: every replica ends in the same state whatever the order, sees
+// both values (one wins, one is a conflict) and records the equivocation.
+TEST_F(SecurityTest, EquivocationConvergesInAnyOrderAndIsRecorded) {
+  ForgedAuthor left_author;
+  ForgedAuthor right_author(left_author.key());
+  const uint64_t hlc = crdt::HlcFromMillis(SystemMillis());
+  absl::StatusOr<std::string> left = left_author.Commit("d", hlc, [](crdt::TransactionBuilder& t) {
+    return t.Put(P("/v"), StringTree("left"));
+  });
+  absl::StatusOr<std::string> right = right_author.Commit("d", hlc + 7, [](crdt::TransactionBuilder& t) {
+    return t.Put(P("/v"), StringTree("right"));
+  });
+  ASSERT_TRUE(left.ok() && right.ok());
+  ASSERT_EQ(transport::OpenBatch(*left)->header.seq_first, transport::OpenBatch(*right)->header.seq_first);
+  ASSERT_EQ(transport::OpenBatch(*left)->header.seq_last, transport::OpenBatch(*right)->header.seq_last);
+
+  const std::vector<std::vector<std::string>> orders = {
+      {*left, *right}, {*right, *left}, {*left, *right, *left, *right}, {*right, *right, *left}};
+  std::vector<std::unique_ptr<Replica>> replicas;
+  for (size_t i = 0; i < orders.size(); ++i) {
+    auto r = MustOpen(dir_.Sub(absl::StrCat("r", i)));
+    ASSERT_TRUE(r->Trust(left_author.hex()).ok());
+    uint64_t reported = 0;
+    for (const std::string& b : orders[i]) {
+      ApplyReport rep = r->ApplyBatches({b});
+      EXPECT_EQ(rep.rejected, 0u) << (rep.reasons.empty() ? "" : rep.reasons[0]);
+      reported += rep.equivocations;
+    }
+    EXPECT_GE(reported, 1u) << "order " << i;
+    EXPECT_GE(r->stats().equivocations, 1u) << "order " << i;
+    EXPECT_GE(StoredEquivocations(*r, "d"), 1u) << "order " << i;
+    replicas.push_back(std::move(r));
+  }
+  const std::string digest = MustDigest(replicas[0]->document("d"));
+  const std::string json = MustGet(replicas[0]->document("d"));
+  const std::string conflicts = replicas[0]->document("d").Conflicts().value_or("?");
+  EXPECT_NE(conflicts.find("left"), std::string::npos) << conflicts;
+  EXPECT_NE(conflicts.find("right"), std::string::npos) << conflicts;
+  for (auto& r : replicas) {
+    EXPECT_EQ(MustDigest(r->document("d")), digest);
+    EXPECT_EQ(MustGet(r->document("d")), json);
+    EXPECT_EQ(r->document("d").Conflicts().value_or("!"), conflicts);
+  }
+  // The proof travels: a replica that only ever imports a bundle of
+  // replica 0 gets both batches, the same state and its own record.
+  const std::string file = dir_.Sub("proof.bundle");
+  ASSERT_TRUE(replicas[0]->ExportBundle(file).ok());
+  absl::StatusOr<std::vector<std::string>> in_bundle = BundleBatches(file);
+  ASSERT_TRUE(in_bundle.ok());
+  EXPECT_EQ(in_bundle->size(), 2u) << "both signed batches must be kept as the proof";
+  auto late = MustOpen(dir_.Sub("late"));
+  ASSERT_TRUE(late->Trust(left_author.hex()).ok());
+  absl::StatusOr<BundleReport> rep = late->ImportBundle(file);
+  ASSERT_TRUE(rep.ok()) << rep.status();
+  EXPECT_GE(rep->batches.equivocations, 1u);
+  EXPECT_GE(StoredEquivocations(*late, "d"), 1u);
+  EXPECT_EQ(MustDigest(late->document("d")), digest);
+  // And one that held only the honest-looking half catches up the same way.
+  auto half = MustOpen(dir_.Sub("half"));
+  ASSERT_TRUE(half->Trust(left_author.hex()).ok());
+  ASSERT_EQ(half->ApplyBatches({*right}).applied, 1u);
+  absl::StatusOr<BundleReport> rep2 = half->ImportBundle(file);
+  ASSERT_TRUE(rep2.ok());
+  EXPECT_GE(rep2->batches.equivocations, 1u);
+  EXPECT_EQ(MustDigest(half->document("d")), digest);
+}
+
+// The other shape of equivocation: one dot used for two different rows
+// (different paths). Any order gives one state, and it is reported.
+TEST_F(SecurityTest, EquivocationOfOneDotAtTwoPathsConverges) {
+  ForgedAuthor x_author;
+  ForgedAuthor y_author(x_author.key());
+  const uint64_t hlc = crdt::HlcFromMillis(SystemMillis());
+  absl::StatusOr<std::string> x = x_author.Commit("d", hlc, [](crdt::TransactionBuilder& t) {
+    return t.Put(P("/v"), StringTree("at-v"));
+  });
+  absl::StatusOr<std::string> y = y_author.Commit("d", hlc, [](crdt::TransactionBuilder& t) {
+    return t.Put(P("/w"), StringTree("at-w"));
+  });
+  ASSERT_TRUE(x.ok() && y.ok());
+  std::vector<std::unique_ptr<Replica>> rs;
+  const std::vector<std::vector<std::string>> orders = {{*x, *y}, {*y, *x}, {*x, *y, *x}};
+  for (size_t i = 0; i < orders.size(); ++i) {
+    auto r = MustOpen(dir_.Sub(absl::StrCat("r", i)));
+    ES_ASSERT_OK(r->Trust(x_author.hex()));
+    uint64_t reported = 0;
+    for (const std::string& b : orders[i]) {
+      ApplyReport rep = r->ApplyBatches({b});
+      EXPECT_EQ(rep.rejected, 0u) << (rep.reasons.empty() ? "" : rep.reasons[0]);
+      reported += rep.equivocations;
+    }
+    EXPECT_GE(reported, 1u) << "order " << i;
+    EXPECT_GE(StoredEquivocations(*r, "d"), 1u) << "order " << i;
+    rs.push_back(std::move(r));
+  }
+  for (auto& r : rs) {
+    EXPECT_EQ(MustDigest(r->document("d")), MustDigest(rs[0]->document("d")));
+    EXPECT_EQ(MustGet(r->document("d")), MustGet(rs[0]->document("d")));
+  }
+  // The proof travels here too.
+  ASSERT_TRUE(rs[0]->ExportBundle(dir_.Sub("p.bundle")).ok());
+  auto late = MustOpen(dir_.Sub("late"));
+  ES_ASSERT_OK(late->Trust(x_author.hex()));
+  ASSERT_TRUE(late->ImportBundle(dir_.Sub("p.bundle")).ok());
+  EXPECT_EQ(MustDigest(late->document("d")), MustDigest(rs[0]->document("d")));
+  EXPECT_GE(StoredEquivocations(*late, "d"), 1u);
+}
+
+// A batch forged with a replica's own identity (a copied directory) for a
+// seq it already used: the replica records its own equivocation, keeps
+// both, and a peer that imports its log converges to the same state.
+TEST_F(SecurityTest, EquivocationWithTheReplicasOwnKey) {
+  ASSERT_TRUE(author_->document("d").Put("/own", "\"honest\"").ok());
+  absl::StatusOr<transport::SigningKey> key = internal::LoadIdentity(dir_.Sub("author"));
+  ASSERT_TRUE(key.ok()) << key.status();
+  ASSERT_EQ(key->public_key().Hex(), author_->public_key_hex());
+  ForgedAuthor copy(*key);
+  absl::StatusOr<std::string> forged =
+      copy.Commit("d", crdt::HlcFromMillis(SystemMillis()),
+                  [](crdt::TransactionBuilder& t) { return t.Put(P("/own"), StringTree("forged")); });
+  ASSERT_TRUE(forged.ok()) << forged.status();
+  ASSERT_EQ(transport::OpenBatch(*forged)->header.seq_first, 1u);
+  ApplyReport rep = author_->ApplyBatches({*forged});
+  EXPECT_EQ(rep.rejected, 0u) << (rep.reasons.empty() ? "" : rep.reasons[0]);
+  EXPECT_EQ(rep.equivocations, 1u);
+  EXPECT_GE(StoredEquivocations(*author_, "d"), 1u);
+  const std::string conflicts = author_->document("d").Conflicts("/own").value_or("?");
+  EXPECT_NE(conflicts.find("honest"), std::string::npos) << conflicts;
+  EXPECT_NE(conflicts.find("forged"), std::string::npos) << conflicts;
+
+  ASSERT_TRUE(author_->ExportBundle(dir_.Sub("a.bundle")).ok());
+  absl::StatusOr<BundleReport> in = target_->ImportBundle(dir_.Sub("a.bundle"));
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_EQ(in->batches.rejected, 0u);
+  EXPECT_GE(in->batches.equivocations, 1u);
+  EXPECT_EQ(MustDigest(target_->document("d")), MustDigest(author_->document("d")));
+  EXPECT_EQ(MustGet(target_->document("d")), MustGet(author_->document("d")));
+
+  // The replica goes on writing and compacts its log (both kept variants
+  // included): a fresh peer importing the compacted log reaches its state.
+  ES_ASSERT_OK(author_->document("d").Put("/more", "1"));
+  ES_ASSERT_OK(author_->document("d").Compact());
+  const std::string before_compact_digest = MustDigest(author_->document("d"));
+  auto fresh = MustOpen(dir_.Sub("fresh"));
+  ES_ASSERT_OK(fresh->Trust(author_->public_key_hex()));
+  ASSERT_TRUE(author_->ExportBundle(dir_.Sub("a2.bundle")).ok());
+  absl::StatusOr<BundleReport> in2 = fresh->ImportBundle(dir_.Sub("a2.bundle"));
+  ASSERT_TRUE(in2.ok()) << in2.status();
+  EXPECT_EQ(in2->batches.rejected, 0u) << (in2->batches.reasons.empty() ? "" : in2->batches.reasons[0]);
+  EXPECT_EQ(MustDigest(fresh->document("d")), before_compact_digest);
+  ASSERT_TRUE(target_->ImportBundle(dir_.Sub("a2.bundle")).ok());
+  EXPECT_EQ(MustDigest(target_->document("d")), before_compact_digest);
+}
+
+// The proof of an equivocation must outlive the author's later compaction:
+// a replica that recorded an equivocation and then receives the honest
+// author's compacted batch covering the clashing dot (still live) must keep
+// serving both signed values, or a replica syncing from it ends elsewhere.
+TEST_F(SecurityTest, EquivocationProofSurvivesALaterCompactedBatch) {
+  ReplicaOptions manual;
+  manual.auto_compact = false;
+  auto honest = MustOpen(dir_.Sub("honest"), manual);
+  Document d = honest->document("d");
+  ES_ASSERT_OK(d.Put("/a", "\"one\""));     // seq 1
+  ES_ASSERT_OK(d.Put("/v", "\"honest\""));  // seq 2
+  const std::vector<std::string> early = ExportAll(*honest, dir_.Sub("early.bundle"));
+  ASSERT_EQ(early.size(), 2u);
+
+  // Someone holding a copy of the key signs another value for seq 2.
+  absl::StatusOr<transport::SigningKey> key = internal::LoadIdentity(dir_.Sub("honest"));
+  ASSERT_TRUE(key.ok()) << key.status();
+  ForgedAuthor copy(*key);
+  copy.set_next_dot(2);
+  absl::StatusOr<std::string> forged = copy.Commit(
+      "d", crdt::HlcFromMillis(SystemMillis()) + 5,
+      [](crdt::TransactionBuilder& t) { return t.Put(P("/v"), StringTree("forged")); });
+  ASSERT_TRUE(forged.ok()) << forged.status();
+  ASSERT_EQ(transport::OpenBatch(*forged)->header.seq_first, 2u);
+
+  auto witness = MustOpen(dir_.Sub("witness"));
+  ES_ASSERT_OK(witness->Trust(honest->public_key_hex()));
+  ASSERT_EQ(witness->ApplyBatches(early).applied, 2u);
+  ApplyReport rep = witness->ApplyBatches({*forged});
+  ASSERT_EQ(rep.equivocations, 1u);
+
+  // The honest author goes on (/v stays live) and compacts 1..3.
+  ES_ASSERT_OK(d.Put("/b", "\"x\""));
+  ES_ASSERT_OK(d.Compact());
+  const std::vector<std::string> compacted = ExportAll(*honest, dir_.Sub("compacted.bundle"));
+  ASSERT_EQ(compacted.size(), 1u);
+  ApplyReport rep2 = witness->ApplyBatches(compacted);
+  ASSERT_EQ(rep2.rejected, 0u);
+  const std::string witness_conflicts = witness->document("d").Conflicts("/v").value_or("?");
+  EXPECT_NE(witness_conflicts.find("forged"), std::string::npos) << witness_conflicts;
+
+  // A replica that syncs only from the witness must reach its state.
+  auto late = MustOpen(dir_.Sub("late"));
+  ES_ASSERT_OK(late->Trust(honest->public_key_hex()));
+  ASSERT_TRUE(witness->ExportBundle(dir_.Sub("witness.bundle")).ok());
+  absl::StatusOr<BundleReport> in = late->ImportBundle(dir_.Sub("witness.bundle"));
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_EQ(in->batches.rejected, 0u);
+  EXPECT_EQ(MustDigest(late->document("d")), MustDigest(witness->document("d")))
+      << "witness /v conflicts: " << witness_conflicts
+      << "; late /v conflicts: " << late->document("d").Conflicts("/v").value_or("?");
+  EXPECT_GE(StoredEquivocations(*late, "d"), 1u) << "the proof did not travel";
+}
+
+// Validly signed, but the delta claims what its seq range does not cover:
+// kInvalidArgument, nothing changes.
+TEST_F(SecurityTest, DeltaOutsideItsSeqRangeIsInvalidArgument) {
+  ForgedAuthor e;
+  ASSERT_TRUE(target_->Trust(e.hex()).ok());
+  const uint64_t hlc = crdt::HlcFromMillis(SystemMillis());
+  const Snapshot before = Take(*target_);
+  std::vector<std::pair<std::string, std::string>> forged;
+
+  // Rows with dot 5 under a header claiming 1..1.
+  e.set_next_dot(5);
+  absl::StatusOr<std::string> beyond = e.Commit(
+      "d", hlc, [](crdt::TransactionBuilder& t) { return t.Put(P("/x"), IntTree(1)); },
+      std::make_pair(uint64_t{1}, uint64_t{1}));
+  ASSERT_TRUE(beyond.ok()) << beyond.status();
+  forged.emplace_back("dot beyond the range", *beyond);
+
+  // A range 1..3 whose delta holds only dot 1 (the context lacks 2 and 3).
+  ForgedAuthor e2(e.key());
+  absl::StatusOr<std::string> short_ctx = e2.Commit(
+      "d", hlc, [](crdt::TransactionBuilder& t) { return t.Put(P("/x"), IntTree(2)); },
+      std::make_pair(uint64_t{1}, uint64_t{3}));
+  ASSERT_TRUE(short_ctx.ok());
+  forged.emplace_back("range not in the context", *short_ctx);
+
+  // Rows of another (trusted) author, signed by e.
+  {
+    crdt::MemoryStore scratch;
+    crdt::TransactionBuilder t(&scratch, author_->core().self(), 1, hlc);
+    ASSERT_TRUE(t.Put(P("/x"), IntTree(3)).ok());
+    absl::StatusOr<crdt::Delta> d = t.Finish();
+    ASSERT_TRUE(d.ok());
+    transport::BatchHeader h;
+    h.document = "mine";
+    h.author = e.key().public_key();
+    h.seq_first = 1;
+    h.seq_last = 1;
+    h.hlc = hlc;
+    absl::StatusOr<std::string> b = transport::SealBatch(h, crdt::EncodeCompact(*d), e.key());
+    ASSERT_TRUE(b.ok());
+    forged.emplace_back("another author's dots", *b);
+  }
+
+  // Well-framed deltas that break a row rule, signed by a trusted author.
+  auto seal_rows = [&](const std::string& what, std::vector<crdt::Row> rows) {
+    crdt::Delta d;
+    d.rows = std::move(rows);
+    d.context.Insert(e.key().public_key(), 1, 1);
+    transport::BatchHeader h;
+    h.document = "d";
+    h.author = e.key().public_key();
+    h.seq_first = 1;
+    h.seq_last = 1;
+    h.hlc = hlc;
+    absl::StatusOr<std::string> b = transport::SealBatch(h, crdt::EncodeCompact(d), e.key());
+    ASSERT_TRUE(b.ok()) << what;
+    forged.emplace_back(what, *b);
+  };
+  const crdt::Dot dot1{e.key().public_key(), 1};
+  {
+    crdt::Row root;
+    root.key.path = crdt::Path();
+    root.key.facet = crdt::Facet::kRegister;
+    root.key.dot = dot1;
+    root.value = crdt::SingleVariant(crdt::EncodeRegisterVariant(hlc, crdt::Value::Int(1)));
+    seal_rows("a register at the root", {root});
+  }
+  {
+    crdt::Row many;
+    many.key.path = P("/x");
+    many.key.facet = crdt::Facet::kRegister;
+    many.key.dot = dot1;
+    for (int i = 0; i <= static_cast<int>(crdt::kRowVariantsMax); ++i) {
+      many.value.push_back(crdt::EncodeRegisterVariant(hlc, crdt::Value::Int(i)));
+    }
+    std::sort(many.value.begin(), many.value.end());
+    seal_rows("more variants than kRowVariantsMax", {many});
+  }
+  {
+    crdt::Row member;
+    member.key.path = P("/s");
+    member.key.facet = crdt::Facet::kSet;
+    member.key.element = crdt::Value::String(std::string(crdt::kSetElementBytesMax, 'e')).value().Canonical();
+    member.key.dot = dot1;
+    member.value = crdt::SingleVariant("");
+    seal_rows("a set element over kSetElementBytesMax", {member});
+  }
+
+  for (const auto& entry : forged) {
+    ASSERT_TRUE(transport::OpenBatch(entry.second).ok()) << entry.first << ": the signature is valid";
+    ApplyResult r = target_->core().ApplyBatch(entry.second);
+    EXPECT_EQ(r.outcome, ApplyOutcome::kRejected) << entry.first;
+    EXPECT_EQ(r.status.code(), absl::StatusCode::kInvalidArgument) << entry.first << ": " << r.status;
+    ApplyReport rep = target_->ApplyBatches({entry.second});
+    EXPECT_EQ(rep.rejected, 1u) << entry.first;
+  }
+  EXPECT_TRUE(Take(*target_) == before);
+  EXPECT_EQ(target_->stats().rejected_malformed, 2 * forged.size());
+}
+
+}  // namespace
+}  // namespace edgesync::testing
