@@ -66,22 +66,20 @@ absl::StatusOr<std::string> SealBatch(const BatchHeader& header, absl::string_vi
   return MessageToBytes(message);
 }
 
-absl::StatusOr<OpenedBatch> OpenBatch(absl::string_view bytes, size_t max_bytes) {
-  if (bytes.size() > max_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("batch of ", bytes.size(),
-                                                   " bytes is over the limit of ", max_bytes));
-  }
-  OpenedBatch out;
-  std::string body_bytes;
-  std::string signature;
+namespace {
+
+// Parses the envelope into `out` (header and delta) and returns the body
+// bytes and signature, without verifying anything but the structure.
+absl::Status ParseEnvelope(absl::string_view bytes, OpenedBatch* out, std::string* body_bytes,
+                           std::string* signature) {
   absl::Status parsed = ReadCapnp(bytes, [&](capnp::MessageReader& reader) -> absl::Status {
     auto signed_batch = reader.getRoot<schema::SignedBatch>();
-    body_bytes = std::string(AsView(signed_batch.getBody()));
-    signature = std::string(AsView(signed_batch.getSignature()));
+    *body_bytes = std::string(AsView(signed_batch.getBody()));
+    *signature = std::string(AsView(signed_batch.getSignature()));
     return absl::OkStatus();
   });
   if (!parsed.ok()) return parsed;
-  parsed = ReadCapnp(body_bytes, [&](capnp::MessageReader& reader) -> absl::Status {
+  parsed = ReadCapnp(*body_bytes, [&](capnp::MessageReader& reader) -> absl::Status {
     auto body = reader.getRoot<schema::BatchBody>();
     if (body.getFormatVersion() > kBatchFormatVersion) {
       return absl::UnimplementedError(absl::StrCat("batch envelope format ", body.getFormatVersion(),
@@ -91,20 +89,33 @@ absl::StatusOr<OpenedBatch> OpenBatch(absl::string_view bytes, size_t max_bytes)
       return absl::InvalidArgumentError("batch envelope format is missing");
     }
     auto doc = body.getDocument();
-    out.header.document = std::string(doc.cStr(), doc.size());
+    out->header.document = std::string(doc.cStr(), doc.size());
     absl::StatusOr<crdt::AuthorKey> author = crdt::AuthorKey::FromBytes(AsView(body.getAuthor()));
     if (!author.ok()) return author.status();
-    out.header.author = *author;
-    out.header.seq_first = body.getSeqFirst();
-    out.header.seq_last = body.getSeqLast();
-    out.header.hlc = body.getHlc();
-    out.header.delta_format = body.getDeltaFormat();
-    out.header.compacted = body.getCompacted();
-    out.delta = std::string(AsView(body.getDelta()));
+    out->header.author = *author;
+    out->header.seq_first = body.getSeqFirst();
+    out->header.seq_last = body.getSeqLast();
+    out->header.hlc = body.getHlc();
+    out->header.delta_format = body.getDeltaFormat();
+    out->header.compacted = body.getCompacted();
+    out->delta = std::string(AsView(body.getDelta()));
     return absl::OkStatus();
   });
   if (!parsed.ok()) return parsed;
-  if (absl::Status s = ValidateHeader(out.header); !s.ok()) return s;
+  return ValidateHeader(out->header);
+}
+
+}  // namespace
+
+absl::StatusOr<OpenedBatch> OpenBatch(absl::string_view bytes, size_t max_bytes) {
+  if (bytes.size() > max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("batch of ", bytes.size(),
+                                                   " bytes is over the limit of ", max_bytes));
+  }
+  OpenedBatch out;
+  std::string body_bytes;
+  std::string signature;
+  if (absl::Status s = ParseEnvelope(bytes, &out, &body_bytes, &signature); !s.ok()) return s;
   if (!VerifySignature(out.header.author, kBatchSignatureTag, body_bytes, signature)) {
     return absl::UnauthenticatedError(absl::StrCat("batch signature by ",
                                                    out.header.author.Hex().substr(0, 16),
@@ -112,6 +123,15 @@ absl::StatusOr<OpenedBatch> OpenBatch(absl::string_view bytes, size_t max_bytes)
   }
   out.bytes = std::string(bytes);
   return out;
+}
+
+absl::StatusOr<BatchHeader> PeekBatchHeader(absl::string_view bytes) {
+  if (bytes.size() > kBatchBytesMax) return absl::InvalidArgumentError("batch over the size limit");
+  OpenedBatch out;
+  std::string body_bytes;
+  std::string signature;
+  if (absl::Status s = ParseEnvelope(bytes, &out, &body_bytes, &signature); !s.ok()) return s;
+  return out.header;
 }
 
 absl::StatusOr<crdt::Delta> DecodeBatchDelta(const OpenedBatch& batch) {

@@ -67,6 +67,11 @@ absl::StatusOr<std::string> SealBatch(const BatchHeader& header, absl::string_vi
 // It does not check that the author is trusted: that is the replica's rule.
 absl::StatusOr<OpenedBatch> OpenBatch(absl::string_view bytes, size_t max_bytes = kBatchBytesMax);
 
+// The envelope fields of a batch, parsed WITHOUT verifying the signature:
+// only for routing decisions (which peers to push to); never for applying.
+// kInvalidArgument for malformed bytes.
+absl::StatusOr<BatchHeader> PeekBatchHeader(absl::string_view bytes);
+
 // Decodes the delta of an opened batch and checks it against the header
 // (ValidateBatchDelta). kUnimplemented for a delta format this build does
 // not read; kInvalidArgument for a malformed delta.

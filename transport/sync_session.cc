@@ -155,6 +155,7 @@ absl::StatusOr<std::optional<std::string>> SyncSession::NextMessage() {
   }
   if (!out.ok()) return out.status();
   if (out->has_value()) {
+    if ((*out)->size() > std::max(OutgoingLimit(), kSyncMessageBytesMin)) fprintf(stderr, "DEBUG out=%d size=%zu limit=%zu pushes=%zu\n", static_cast<int>(out_), (*out)->size(), OutgoingLimit(), pushes_.size());
     ES_CHECK((*out)->size() <= std::max(OutgoingLimit(), kSyncMessageBytesMin));
     ++stats_.messages_sent;
     stats_.bytes_sent += (*out)->size();
@@ -714,6 +715,7 @@ absl::Status SyncSession::OnHello(PeerHello hello) {
   }
   peer_hello_ = true;
   peer_max_message_bytes_ = hello.max_message_bytes;
+  last_peer_interest_ = hello.interest;
   peer_interest_ = std::move(hello.interest);
   peer_partials_ = std::move(hello.partials);
   ++peer_flight_messages_;

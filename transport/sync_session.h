@@ -110,6 +110,9 @@ class SyncSession {
   // Documents whose hashes differed at the end of the last round.
   const std::vector<std::string>& mismatched_documents() const { return mismatched_; }
   const SessionStats& stats() const { return stats_; }
+  // The interest prefixes of the peer's latest hello (empty before one).
+  const std::vector<std::string>& peer_interest() const { return last_peer_interest_; }
+  bool peer_interest_known() const { return peer_max_message_bytes_ != 0; }
 
   // Starts a new round as soon as the current one is done.
   void RequestRound() { round_requested_ = true; }
@@ -194,8 +197,10 @@ class SyncSession {
   // The next planned batch, fetched but not yet sent.
   std::optional<std::string> next_batch_;
 
-  // The peer's largest message, once its first hello arrived (0 before).
+  // The peer's largest message and interest, from its latest hello (0 and
+  // empty before the first).
   uint32_t peer_max_message_bytes_ = 0;
+  std::vector<std::string> last_peer_interest_;
   // The peer, this round.
   bool peer_hello_ = false;
   std::vector<std::string> peer_interest_;

@@ -111,6 +111,7 @@ struct ReplicaCore::Subscription {
   uint64_t id;
   std::string prefix;
   std::function<void(const Change&)> callback;
+  std::function<void(const std::string&, const std::string&)> commit_observer;
   absl::Mutex mu;  // held while the callback runs
   bool active ABSL_GUARDED_BY(mu) = true;
 };
@@ -221,6 +222,7 @@ absl::StatusOr<CommitInfo> ReplicaCore::Commit(absl::string_view document,
   if (absl::Status s = CheckUsable(); !s.ok()) return s;
   CommitInfo info;
   Change change;
+  std::string sealed;
   ClockAdapter wall(clock_);
   absl::Status s = store_->Write([&](StoreTxn& txn) -> absl::Status {
     info = CommitInfo();
@@ -267,6 +269,7 @@ absl::StatusOr<CommitInfo> ReplicaCore::Commit(absl::string_view document,
     info.seq_first = first;
     info.seq_last = last;
     info.batch_bytes = batch->size();
+    sealed = *std::move(batch);
     return absl::OkStatus();
   });
   if (IsNothingToWrite(s)) return CommitInfo();
@@ -275,6 +278,16 @@ absl::StatusOr<CommitInfo> ReplicaCore::Commit(absl::string_view document,
   counters_.batches_authored.fetch_add(1, std::memory_order_relaxed);
   counters_.bytes_authored.fetch_add(info.batch_bytes, std::memory_order_relaxed);
   Notify(change);
+  std::vector<std::shared_ptr<Subscription>> observers;
+  {
+    absl::MutexLock lock(&subscriptions_mu_);
+    observers = commit_observers_;
+  }
+  const std::string doc_id(document);
+  for (const auto& o : observers) {
+    absl::MutexLock lock(&o->mu);
+    if (o->active) o->commit_observer(doc_id, sealed);
+  }
   return info;
 }
 
@@ -722,6 +735,33 @@ uint64_t ReplicaCore::Subscribe(absl::string_view prefix,
   sub->id = next_subscription_++;
   subscriptions_.push_back(sub);
   return sub->id;
+}
+
+uint64_t ReplicaCore::ObserveCommits(
+    std::function<void(const std::string&, const std::string&)> observer) {
+  auto sub = std::make_shared<Subscription>();
+  sub->commit_observer = std::move(observer);
+  absl::MutexLock lock(&subscriptions_mu_);
+  sub->id = next_subscription_++;
+  commit_observers_.push_back(sub);
+  return sub->id;
+}
+
+void ReplicaCore::UnobserveCommits(uint64_t id) {
+  std::shared_ptr<Subscription> sub;
+  {
+    absl::MutexLock lock(&subscriptions_mu_);
+    for (auto it = commit_observers_.begin(); it != commit_observers_.end(); ++it) {
+      if ((*it)->id == id) {
+        sub = *it;
+        commit_observers_.erase(it);
+        break;
+      }
+    }
+  }
+  if (!sub) return;
+  absl::MutexLock lock(&sub->mu);
+  sub->active = false;
 }
 
 void ReplicaCore::Unsubscribe(uint64_t id) {

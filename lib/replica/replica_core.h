@@ -100,6 +100,12 @@ class ReplicaCore {
   // durable (a no-op in kDurable).
   absl::Status EnsureDurable();
 
+  // Calls `observer` with (document, signed batch) after each local commit
+  // that produced a batch, on the committing thread (the node pushes it to
+  // peers). Returns an id for Unobserve; the same rules as Subscribe.
+  uint64_t ObserveCommits(std::function<void(const std::string&, const std::string&)> observer);
+  void UnobserveCommits(uint64_t id);
+
   uint64_t Subscribe(absl::string_view prefix, std::function<void(const Change&)> callback);
   void Unsubscribe(uint64_t id);
   // Calls the matching subscribers with `change` (the caller holds no lock).
@@ -169,6 +175,7 @@ class ReplicaCore {
   absl::Mutex subscriptions_mu_;
   uint64_t next_subscription_ ABSL_GUARDED_BY(subscriptions_mu_) = 1;
   std::vector<std::shared_ptr<Subscription>> subscriptions_ ABSL_GUARDED_BY(subscriptions_mu_);
+  std::vector<std::shared_ptr<Subscription>> commit_observers_ ABSL_GUARDED_BY(subscriptions_mu_);
 };
 
 }  // namespace edgesync::internal
