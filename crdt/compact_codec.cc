@@ -46,7 +46,8 @@ ZSTD_DCtx* ThreadDecompressor() {
   return ctx.get();
 }
 
-int ZstdLevelFor(size_t bytes) {
+int ZstdLevelFor(size_t bytes, CompressionEffort effort) {
+  if (effort == CompressionEffort::kFast) return 3;
   if (bytes < (256u << 10)) return 19;
   if (bytes < (8u << 20)) return 9;
   return 3;
@@ -117,7 +118,7 @@ absl::StatusOr<Value> DecodeScalarPayload(uint8_t tag, ByteReader* payloads) {
 
 }  // namespace
 
-std::string EncodeCompact(const Delta& delta, size_t* raw_bytes) {
+std::string EncodeCompact(const Delta& delta, size_t* raw_bytes, CompressionEffort effort) {
   // Authors: every author of the context (row dots are in the context).
   std::vector<AuthorKey> authors;
   for (const auto& [author, dots] : delta.context.by_author()) authors.push_back(author);
@@ -194,7 +195,7 @@ std::string EncodeCompact(const Delta& delta, size_t* raw_bytes) {
   if (body.size() >= 64) {
     std::string packed(ZSTD_compressBound(body.size()), '\0');
     const size_t n = ZSTD_compressCCtx(ThreadCompressor(), packed.data(), packed.size(), body.data(),
-                                       body.size(), ZstdLevelFor(body.size()));
+                                       body.size(), ZstdLevelFor(body.size(), effort));
     ES_CHECK(!ZSTD_isError(n));
     if (n < body.size()) {
       out.push_back(static_cast<char>(kFlagZstd));

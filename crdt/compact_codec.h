@@ -21,10 +21,16 @@ namespace edgesync::crdt {
 
 inline constexpr uint8_t kCompactFormatVersion = 1;
 
+// How hard zstd works: kSmallest for bytes that travel (sync sends), kFast
+// for batches written to the local log (auto-compaction re-encodes them
+// often).
+enum class CompressionEffort { kSmallest, kFast };
+
 // REQUIRES: `delta` is valid. If `raw_bytes` is set, it receives the size
 // of the encoding before compression, which is what a receiver's
 // kDeltaBytesMax limit applies to.
-std::string EncodeCompact(const Delta& delta, size_t* raw_bytes = nullptr);
+std::string EncodeCompact(const Delta& delta, size_t* raw_bytes = nullptr,
+                          CompressionEffort effort = CompressionEffort::kSmallest);
 
 // Decodes and validates (ValidateDelta). kInvalidArgument for malformed or
 // inconsistent bytes, a decompressed size over `max_bytes`, more rows than

@@ -125,6 +125,15 @@ absl::StatusOr<OpenedBatch> OpenBatch(absl::string_view bytes, size_t max_bytes)
   return out;
 }
 
+absl::StatusOr<OpenedBatch> OpenStoredBatch(absl::string_view bytes) {
+  OpenedBatch out;
+  std::string body_bytes;
+  std::string signature;
+  if (absl::Status s = ParseEnvelope(bytes, &out, &body_bytes, &signature); !s.ok()) return s;
+  out.bytes = std::string(bytes);
+  return out;
+}
+
 absl::StatusOr<BatchHeader> PeekBatchHeader(absl::string_view bytes) {
   if (bytes.size() > kBatchBytesMax) return absl::InvalidArgumentError("batch over the size limit");
   OpenedBatch out;

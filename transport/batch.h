@@ -67,6 +67,11 @@ absl::StatusOr<std::string> SealBatch(const BatchHeader& header, absl::string_vi
 // It does not check that the author is trusted: that is the replica's rule.
 absl::StatusOr<OpenedBatch> OpenBatch(absl::string_view bytes, size_t max_bytes = kBatchBytesMax);
 
+// Parses a batch this replica stored itself (authored, or verified before
+// it was stored) WITHOUT verifying the signature again. Never for bytes
+// from elsewhere. kInvalidArgument for malformed bytes.
+absl::StatusOr<OpenedBatch> OpenStoredBatch(absl::string_view bytes);
+
 // The envelope fields of a batch, parsed WITHOUT verifying the signature:
 // only for routing decisions (which peers to push to); never for applying.
 // kInvalidArgument for malformed bytes.

@@ -57,8 +57,8 @@ class GossipNode::ConnectionStore : public SyncStore {
   absl::StatusOr<std::string> FetchBatch(const BatchRef& ref) override {
     return store().FetchBatch(ref);
   }
-  BatchOutcome ApplyBatch(absl::string_view bytes, std::string* reason) override {
-    const BatchOutcome outcome = store().ApplyBatch(bytes, reason);
+  BatchOutcome ApplyBatch(absl::string_view bytes, std::string* reason, bool* changed) override {
+    const BatchOutcome outcome = store().ApplyBatch(bytes, reason, changed);
     if (outcome == BatchOutcome::kApplied) {
       ++node_->stats_.batches_applied;
       absl::StatusOr<BatchHeader> header = PeekBatchHeader(bytes);

@@ -123,6 +123,14 @@ void SyncSession::StartRound() {
 // ------------------------------------------------------------ outbound
 
 absl::StatusOr<std::optional<std::string>> SyncSession::NextMessage() {
+  absl::StatusOr<std::optional<std::string>> out = ProduceMessage();
+  // A store error leaves the round half-advanced: the session ends (the
+  // peer is told why) and a new one starts from scratch.
+  if (!out.ok()) return Fail(out.status());
+  return out;
+}
+
+absl::StatusOr<std::optional<std::string>> SyncSession::ProduceMessage() {
   if (!failure_.ok()) {
     if (abort_sent_) return std::optional<std::string>();
     abort_sent_ = true;
@@ -134,7 +142,9 @@ absl::StatusOr<std::optional<std::string>> SyncSession::NextMessage() {
     return std::optional<std::string>(Encode(message));
   }
   absl::StatusOr<std::optional<std::string>> out;
-  if (!pushes_.empty()) {
+  // Until the peer's hello says how large a message it takes, pushes wait
+  // (the hello comes first in every round).
+  if (!pushes_.empty() && peer_max_message_bytes_ != 0) {
     absl::StatusOr<std::string> push = PushMessage();
     if (!push.ok()) return push.status();
     out = std::optional<std::string>(*std::move(push));
@@ -146,7 +156,9 @@ absl::StatusOr<std::optional<std::string>> SyncSession::NextMessage() {
       if (!start && options_.auto_rounds) {
         absl::StatusOr<uint64_t> seq = store_->ChangeSeq();
         if (!seq.ok()) return seq.status();
-        start = *seq != change_seq_at_round_end_;
+        // Anything since the last snapshot, including what the last round
+        // applied: one more round shows whether it still differs.
+        start = *seq != change_seq_at_snapshot_;
       }
       if (!start) return std::optional<std::string>();
       StartRound();
@@ -155,7 +167,6 @@ absl::StatusOr<std::optional<std::string>> SyncSession::NextMessage() {
   }
   if (!out.ok()) return out.status();
   if (out->has_value()) {
-    if ((*out)->size() > std::max(OutgoingLimit(), kSyncMessageBytesMin)) fprintf(stderr, "DEBUG out=%d size=%zu limit=%zu pushes=%zu\n", static_cast<int>(out_), (*out)->size(), OutgoingLimit(), pushes_.size());
     ES_CHECK((*out)->size() <= std::max(OutgoingLimit(), kSyncMessageBytesMin));
     ++stats_.messages_sent;
     stats_.bytes_sent += (*out)->size();
@@ -203,6 +214,11 @@ absl::StatusOr<std::optional<std::string>> SyncSession::NextInRound() {
     case Out::kDocuments: {
       if (!snapshot_taken_) {
         snapshot_taken_ = true;
+        // Changes after this point start another round (auto_rounds).
+        absl::StatusOr<uint64_t> seq = store_->ChangeSeq();
+        if (!seq.ok()) return seq.status();
+        change_seq_at_snapshot_ = *seq;
+        changes_applied_since_snapshot_ = 0;
         absl::Status s = store_->ListDocuments(options_.interest, [&](const DocumentSummary& d) {
           my_documents_.push_back(d);
           return true;
@@ -371,8 +387,6 @@ absl::StatusOr<std::string> SyncSession::DocumentsMessage() {
       break;
     }
     if (authors == 0 && !d.coverage.empty() && entry_count > 0) break;
-    crdt::AppendVarint(&entries, 0);  // placeholder replaced below
-    entries.pop_back();
     entries += head;
     crdt::AppendVarint(&entries, authors);
     entries += body;
@@ -542,8 +556,13 @@ void SyncSession::MaybeFinishRound() {
   if (differing_.empty() ? !peer_flight1_done_ : !peer_flight3_done_) return;
   round_done_ = true;
   ++stats_.rounds;
+  // If every change since the snapshot was this session's own applying,
+  // the round already covered it: no new round for that.
   absl::StatusOr<uint64_t> seq = store_->ChangeSeq();
-  if (seq.ok()) change_seq_at_round_end_ = *seq;
+  if (seq.ok() && *seq == change_seq_at_snapshot_ + changes_applied_since_snapshot_) {
+    change_seq_at_snapshot_ = *seq;
+    changes_applied_since_snapshot_ = 0;
+  }
 }
 
 // ------------------------------------------------------------ inbound
@@ -725,16 +744,25 @@ absl::Status SyncSession::OnHello(PeerHello hello) {
 absl::Status SyncSession::OnDocuments(absl::string_view payload) {
   if (!peer_hello_ || peer_flight1_done_) return Violation("documents outside flight 1");
   ++peer_flight_messages_;
-  peer_documents_bytes_ += payload.size();
-  if (peer_documents_bytes_ > options_.pending_bytes_max) {
-    return absl::ResourceExhaustedError("peer's flight 1 is over the pending-bytes limit");
-  }
+  // Decoded entries cost more memory than their encoding; charge about
+  // what they take (a document, an author entry, a range) against the
+  // pending-bytes limit as they are decoded.
+  auto charge = [this](uint64_t bytes) -> absl::Status {
+    peer_documents_bytes_ += bytes;
+    if (peer_documents_bytes_ > options_.pending_bytes_max) {
+      return absl::ResourceExhaustedError("peer's flight 1 is over the pending-bytes limit");
+    }
+    return absl::OkStatus();
+  };
+  if (absl::Status s = charge(payload.size()); !s.ok()) return s;
   crdt::ByteReader in(payload);
   absl::StatusOr<uint64_t> new_authors = in.Varint("author count");
   if (!new_authors.ok()) return new_authors.status();
-  if (*new_authors > in.remaining() / crdt::kAuthorKeyBytes ||
-      in_authors_.size() + *new_authors > kSessionAuthorsMax) {
-    return Violation("author table out of range");
+  if (*new_authors > in.remaining() / crdt::kAuthorKeyBytes) {
+    return Violation("author table longer than the message");
+  }
+  if (in_authors_.size() + *new_authors > kSessionAuthorsMax) {
+    return absl::ResourceExhaustedError("peer introduced more authors than a session holds");
   }
   for (uint64_t i = 0; i < *new_authors; ++i) {
     absl::StatusOr<absl::string_view> raw = in.Bytes(crdt::kAuthorKeyBytes, "author");
@@ -752,6 +780,7 @@ absl::Status SyncSession::OnDocuments(absl::string_view payload) {
     if (!hash.ok()) return hash.status();
     auto [it, fresh] = peer_documents_.try_emplace(std::string(*id));
     if (fresh) {
+      if (absl::Status s = charge(128 + id->size()); !s.ok()) return s;
       if (peer_documents_.size() > kSessionDocumentsMax) {
         return absl::ResourceExhaustedError("peer listed too many documents");
       }
@@ -769,6 +798,7 @@ absl::Status SyncSession::OnDocuments(absl::string_view payload) {
       absl::StatusOr<crdt::RangeSet> seqs = crdt::RangeSet::Decode(&in, crdt::kContextRangesMax);
       if (!seqs.ok()) return seqs.status();
       if (seqs->Max() > crdt::kDotMax) return Violation("seq out of range");
+      if (absl::Status s = charge(96 + 16 * seqs->ranges().size()); !s.ok()) return s;
       it->second.coverage[in_authors_[static_cast<size_t>(*number)]].InsertAll(*seqs);
     }
   }
@@ -778,7 +808,10 @@ absl::Status SyncSession::OnDocuments(absl::string_view payload) {
 
 absl::Status SyncSession::OnBatch(std::string bytes) {
   std::string reason;
-  switch (store_->ApplyBatch(bytes, &reason)) {
+  bool changed = false;
+  const BatchOutcome outcome = store_->ApplyBatch(bytes, &reason, &changed);
+  if (changed) ++changes_applied_since_snapshot_;
+  switch (outcome) {
     case BatchOutcome::kApplied:
       ++stats_.batches_applied;
       break;
@@ -892,7 +925,9 @@ absl::Status SyncSession::OnEndOfFlight(uint8_t flight, uint32_t messages, uint3
             refused_in_round_ > 0
                 ? absl::StrCat("this side refused ", refused_in_round_,
                                " batch(es) the peer holds; first: ", first_refusal_)
-                : "a document changed during the round, or the peer refused a batch";
+                : "a document changed during the round, the peer refused a batch, batches are "
+                  "held until their time, or one side holds a compaction whose author had seen "
+                  "batches neither side has yet";
         return absl::AbortedError(absl::StrCat(
             "state hashes differ after the round for ", mismatched_.size(), " document(s): ",
             absl::StrJoin(mismatched_.begin(),

@@ -136,6 +136,7 @@ class SyncSession {
   bool SharedDocument(absl::string_view id) const;
 
   // Outbound steps; each returns the message to send (or nullopt).
+  absl::StatusOr<std::optional<std::string>> ProduceMessage();
   absl::StatusOr<std::optional<std::string>> NextInRound();
   absl::StatusOr<std::string> HelloMessage();
   absl::StatusOr<std::string> DocumentsMessage();
@@ -176,7 +177,9 @@ class SyncSession {
   uint32_t round_ = 0;
   bool round_done_ = true;
   bool round_requested_ = false;
-  uint64_t change_seq_at_round_end_ = 0;
+  uint64_t change_seq_at_snapshot_ = 0;
+  // Changes this session's applied batches made since the snapshot.
+  uint64_t changes_applied_since_snapshot_ = 0;
   Out out_ = Out::kDone;
   uint32_t flight_messages_sent_ = 0;
   // This side's flight 1, taken when it starts being sent.

@@ -69,8 +69,10 @@ class SyncStore {
   // The signed bytes of a planned batch.
   virtual absl::StatusOr<std::string> FetchBatch(const BatchRef& ref) = 0;
   // Verifies and applies a received batch; on kRejected, `reason` says why.
-  virtual BatchOutcome ApplyBatch(absl::string_view bytes, std::string* reason) = 0;
-  // A number that grows whenever any document changes (in any process).
+  // `changed` is set when the batch changed a document's state (which also
+  // advances ChangeSeq by one).
+  virtual BatchOutcome ApplyBatch(absl::string_view bytes, std::string* reason, bool* changed) = 0;
+  // A number that grows by one whenever a document changes (in any process).
   virtual absl::StatusOr<uint64_t> ChangeSeq() = 0;
   // Makes everything committed durable before it leaves the device.
   virtual absl::Status EnsureDurable() = 0;

@@ -250,7 +250,7 @@ absl::StatusOr<CommitInfo> ReplicaCore::Commit(absl::string_view document,
     header.seq_first = first;
     header.seq_last = last;
     header.hlc = *hlc;
-    absl::StatusOr<std::string> batch = SealDelta(header, *delta);
+    absl::StatusOr<std::string> batch = SealDelta(header, *delta, crdt::CompressionEffort::kFast);
     if (!batch.ok()) return batch.status();
     if (absl::Status ls = txn.PutLog(doc->num, self(), first, last, *batch); !ls.ok()) return ls;
     absl::StatusOr<crdt::RangeSet> coverage = txn.Coverage(doc->num, self());
@@ -294,12 +294,14 @@ absl::StatusOr<CommitInfo> ReplicaCore::Commit(absl::string_view document,
 absl::StatusOr<std::string> ReplicaCore::SealCompacted(DocumentState& state,
                                                        const DocumentRecord& doc, uint64_t first,
                                                        uint64_t last,
-                                                       const std::vector<LogEntry>& sources) {
+                                                       const std::vector<LogEntry>& sources,
+                                                       crdt::CompressionEffort effort) {
   std::vector<crdt::Delta> deltas;
   deltas.reserve(sources.size());
   uint64_t hlc = 0;
   for (const LogEntry& e : sources) {
-    absl::StatusOr<transport::OpenedBatch> opened = transport::OpenBatch(e.bytes);
+    // Our own log: verified (or authored) before it was stored.
+    absl::StatusOr<transport::OpenedBatch> opened = transport::OpenStoredBatch(e.bytes);
     if (!opened.ok()) return absl::DataLossError(absl::StrCat("stored batch: ", opened.status().message()));
     absl::StatusOr<crdt::Delta> d = transport::DecodeBatchDelta(*opened);
     if (!d.ok()) return absl::DataLossError(absl::StrCat("stored batch: ", d.status().message()));
@@ -317,13 +319,14 @@ absl::StatusOr<std::string> ReplicaCore::SealCompacted(DocumentState& state,
   header.seq_last = last;
   header.hlc = hlc;
   header.compacted = true;
-  return SealDelta(header, *compacted);
+  return SealDelta(header, *compacted, effort);
 }
 
 absl::StatusOr<std::string> ReplicaCore::SealDelta(const transport::BatchHeader& header,
-                                                   const crdt::Delta& delta) const {
+                                                   const crdt::Delta& delta,
+                                                   crdt::CompressionEffort effort) const {
   size_t raw_bytes = 0;
-  std::string encoded = crdt::EncodeCompact(delta, &raw_bytes);
+  std::string encoded = crdt::EncodeCompact(delta, &raw_bytes, effort);
   if (raw_bytes > crdt::kDeltaBytesMax) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "a batch's delta of ", raw_bytes, " bytes would be over the limit of ",
@@ -336,7 +339,8 @@ absl::Status ReplicaCore::MergeOwnEntries(StoreTxn& txn, DocumentState& state, D
                                           const std::vector<LogEntry>& group) {
   if (group.size() < 2) return absl::OkStatus();
   absl::StatusOr<std::string> merged =
-      SealCompacted(state, doc, group.front().first, group.back().last, group);
+      SealCompacted(state, doc, group.front().first, group.back().last, group,
+                    crdt::CompressionEffort::kFast);
   if (!merged.ok()) return merged.status();
   // Copy the keys: erasing invalidates the entries' views.
   std::vector<std::string> keys;
@@ -445,7 +449,8 @@ absl::StatusOr<std::string> ReplicaCore::CutOwnRange(absl::string_view document,
       return true;
     });
     if (!ls.ok()) return ls;
-    absl::StatusOr<std::string> cut = SealCompacted(state, **doc, first, last, sources);
+    absl::StatusOr<std::string> cut =
+        SealCompacted(state, **doc, first, last, sources, crdt::CompressionEffort::kSmallest);
     if (!cut.ok()) return cut.status();
     out = *std::move(cut);
     return absl::OkStatus();
@@ -574,6 +579,7 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch, const std::st
   });
   if (IsNothingToWrite(s)) s = absl::OkStatus();
   if (!s.ok()) return reject(Note(s), untrusted ? &counters_.rejected_untrusted : nullptr);
+  result.state_changed = result.outcome == ApplyOutcome::kApplied && joined.state_changed();
   switch (result.outcome) {
     case ApplyOutcome::kApplied:
       counters_.batches_applied.fetch_add(1, std::memory_order_relaxed);

@@ -25,6 +25,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "crdt/compact_codec.h"
 #include "crdt/delta.h"
 #include "crdt/hlc.h"
 #include "edgesync/types.h"
@@ -43,6 +44,8 @@ struct ApplyResult {
   ApplyOutcome outcome = ApplyOutcome::kRejected;
   absl::Status status;  // why, when rejected
   bool equivocation = false;
+  // The document's state changed (and a change was recorded in the feed).
+  bool state_changed = false;
   std::string document;
 };
 
@@ -154,10 +157,12 @@ class ReplicaCore {
   // Encodes and signs `delta`; kResourceExhausted if its uncompressed size
   // is over what receivers accept.
   absl::StatusOr<std::string> SealDelta(const transport::BatchHeader& header,
-                                        const crdt::Delta& delta) const;
+                                        const crdt::Delta& delta,
+                                        crdt::CompressionEffort effort) const;
   absl::StatusOr<std::string> SealCompacted(class DocumentState& state, const DocumentRecord& doc,
                                             uint64_t first, uint64_t last,
-                                            const std::vector<LogEntry>& sources);
+                                            const std::vector<LogEntry>& sources,
+                                            crdt::CompressionEffort effort);
 
   const std::string dir_;
   const ReplicaOptions options_;

@@ -164,8 +164,10 @@ absl::StatusOr<std::string> ReplicaSyncStore::FetchBatch(const transport::BatchR
   return *std::move(bytes);
 }
 
-transport::BatchOutcome ReplicaSyncStore::ApplyBatch(absl::string_view bytes, std::string* reason) {
+transport::BatchOutcome ReplicaSyncStore::ApplyBatch(absl::string_view bytes, std::string* reason,
+                                                     bool* changed) {
   ApplyResult r = core_->ApplyBatch(bytes);
+  *changed = r.state_changed;
   switch (r.outcome) {
     case ApplyOutcome::kApplied:
       return transport::BatchOutcome::kApplied;
