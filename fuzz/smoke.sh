@@ -4,6 +4,7 @@
 # out-of-memory.
 #
 #   fuzz/smoke.sh BUILD_DIR [SECONDS]      (SECONDS defaults to 10)
+#   fuzz/smoke.sh --targets                (lists the targets)
 #
 # BUILD_DIR is a clang + ASan build with -Dfuzz=enabled, already compiled
 # (meson compile -C BUILD_DIR). A failing input is kept as
@@ -11,6 +12,11 @@
 
 set -u
 
+targets="decode_compact decode_canonical parse_json path batch session"
+if [ "${1:-}" = "--targets" ]; then
+  for t in $targets; do echo "$t"; done
+  exit 0
+fi
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
   echo "usage: $0 BUILD_DIR [SECONDS]" >&2
   exit 2
@@ -24,7 +30,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/edgesync-fuzz.XXXXXX") || exit 2
 trap 'rm -rf "$scratch"' EXIT INT TERM
 
-targets="decode_compact decode_canonical parse_json path"
 failed=0
 for target in $targets; do
   exe=$build/fuzz/${target}_fuzz
