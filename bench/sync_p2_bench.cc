@@ -12,7 +12,12 @@
 // P3: 50 replicas each write 200 keys of a shared 5,000-key space apart, one
 // write per transaction; then all are merged into one replica.
 //
-// Usage: sync_p2_bench [--writes N] [--p3]    (default: P2 and P2-large)
+// Steady: A makes W writes (one per transaction, on 1,000 keys) and syncs
+// with B after each, and B with C: the bytes per write sent directly by
+// the author and forwarded by a relay, as a gossip line pays them.
+//
+// Usage: sync_p2_bench [--writes N] [--p3] [--steady N]
+//        (default: P2, P2-large, P3 and steady with 2,000 writes)
 // Writes use Durability::kFast: the sessions, not fsync, are measured.
 
 #include <zlib.h>
@@ -225,19 +230,64 @@ void RunP3() {
   std::printf("  merge time %.3f s (%.0f writes/s, sessions included)\n", s, kReplicas * kWrites / s);
 }
 
+void RunSteady(int writes) {
+  edgesync::internal::TempDir dir;
+  auto a = Open(dir.path() + "/a");
+  auto b = Open(dir.path() + "/b");
+  auto c = Open(dir.path() + "/c");
+  for (Replica* x : {a.get(), b.get(), c.get()}) {
+    for (Replica* y : {a.get(), b.get(), c.get()}) Die(x->Trust(y->public_key_hex()), "trust");
+  }
+  Mulberry32 rng(4);
+  uint64_t direct = 0;
+  uint64_t relayed = 0;
+  uint64_t batches_relayed = 0;
+  edgesync::Document doc = a->document("steady");
+  for (int i = 0; i < writes; ++i) {
+    Die(doc.Put(absl::StrCat("/k", rng.Below(1000)), std::to_string(rng.Below(1000))), "put");
+    absl::StatusOr<edgesync::LocalSyncResult> ab = edgesync::SyncLocal(*a, *b);
+    Die(ab.status(), "sync a-b");
+    absl::StatusOr<edgesync::LocalSyncResult> bc = edgesync::SyncLocal(*b, *c);
+    Die(bc.status(), "sync b-c");
+    direct += ab->a.bytes_sent;
+    relayed += bc->a.bytes_sent;
+    batches_relayed += bc->a.batches_sent;
+  }
+  // A newcomer catching up through the relay.
+  auto d = Open(dir.path() + "/d");
+  Die(d->Trust(a->public_key_hex()), "trust");
+  Die(d->Trust(c->public_key_hex()), "trust");
+  Die(c->Trust(d->public_key_hex()), "trust");
+  absl::StatusOr<edgesync::LocalSyncResult> cd = edgesync::SyncLocal(*c, *d);
+  Die(cd.status(), "sync c-d");
+  std::printf("Steady: %d writes on 1,000 keys, A syncs with B and B with C after each\n", writes);
+  std::printf("  A -> B (author): %.1f B/write; B -> C (relay): %.1f B/write, %.2f batches/write\n",
+              static_cast<double>(direct) / writes, static_cast<double>(relayed) / writes,
+              static_cast<double>(batches_relayed) / writes);
+  std::printf("  newcomer D catching up from C: %llu bytes in %llu batches (%s)\n",
+              static_cast<unsigned long long>(cd->a.bytes_sent),
+              static_cast<unsigned long long>(cd->a.batches_sent),
+              cd->synced ? "in sync" : "NOT in sync");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   uint32_t writes = 0;
   bool p3 = false;
+  int steady = 0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--writes") == 0 && i + 1 < argc) {
       writes = static_cast<uint32_t>(std::strtoul(argv[++i], nullptr, 10));
     } else if (std::strcmp(argv[i], "--p3") == 0) {
       p3 = true;
+    } else if (std::strcmp(argv[i], "--steady") == 0 && i + 1 < argc) {
+      steady = std::atoi(argv[++i]);
     }
   }
-  if (p3) {
+  if (steady > 0) {
+    RunSteady(steady);
+  } else if (p3) {
     RunP3();
   } else if (writes > 0) {
     RunP2(writes);
@@ -245,6 +295,7 @@ int main(int argc, char** argv) {
     RunP2(5000);
     RunP2(50000);
     RunP3();
+    RunSteady(2000);
   }
   return 0;
 }

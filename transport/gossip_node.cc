@@ -20,6 +20,13 @@ constexpr size_t kAddressBytesMax = 128;
 // How soon a frame refused for a full send queue is retried.
 constexpr uint64_t kSendRetryMs = 5;
 
+// True for listen hosts that accept on every interface; peers cannot dial
+// them, so the node announces only its port and peers use the address
+// they see.
+bool IsWildcardHost(absl::string_view host) {
+  return host == "0.0.0.0" || host == "::" || host == "[::]" || host == "*" || host.empty();
+}
+
 std::string HostOf(absl::string_view address) {
   // "[v6]:port", "host:port": everything before the last ':'.
   const size_t colon = address.rfind(':');
@@ -30,6 +37,8 @@ std::string HostOf(absl::string_view address) {
 
 struct GossipNode::KnownPeer {
   std::optional<crdt::AuthorKey> key;
+  // The address turned out to reach this node itself: never dialled again.
+  bool self = false;
   uint32_t attempts = 0;
   bool dialing = false;  // a DialLoop runs for it
   std::string last_error;
@@ -83,6 +92,7 @@ struct GossipNode::Connection {
   crdt::AuthorKey peer;
   bool dialed = false;
   std::string address;        // the address dialled, or the peer's announced listen address
+  std::string remote_host;    // the host an accepted connection came from
   std::string admitted_host;  // admission entry to release when it ends
   bool closed = false;
   std::optional<std::string> pending;  // a frame waiting for room in the send queue
@@ -120,24 +130,28 @@ uint64_t GossipNode::Backoff(uint32_t attempts) {
   return base / 2 + rng_() % (base / 2 + 1);
 }
 
-kj::Promise<absl::StatusOr<uint16_t>> GossipNode::Listen() {
-  if (!admission_.ok()) return absl::StatusOr<uint16_t>(admission_.status());
+kj::Promise<ListenResult> GossipNode::Listen() {
+  if (!admission_.ok()) return ListenResult{admission_.status(), 0};
   if (absl::Status s = ValidateChannelOptions(options_.channel); !s.ok()) {
-    return absl::StatusOr<uint16_t>(s);
+    return ListenResult{s, 0};
   }
-  if (options_.listen.empty()) return absl::StatusOr<uint16_t>(uint16_t{0});
+  if (options_.listen.empty()) return ListenResult{absl::OkStatus(), 0};
   return kj::evalNow([&] { return io_.getNetwork().parseAddress(options_.listen); })
       .then(
-          [this](kj::Own<kj::NetworkAddress> addr) -> absl::StatusOr<uint16_t> {
+          [this](kj::Own<kj::NetworkAddress> addr) -> ListenResult {
             receiver_ = addr->listen();
             const uint16_t port = static_cast<uint16_t>(receiver_->getPort());
             // Peers dial the host we listen on with the port we got.
-            listen_address_ = absl::StrCat(HostOf(options_.listen), ":", port);
-            return port;
+            const std::string host = HostOf(options_.listen);
+            listen_address_ = IsWildcardHost(host) ? absl::StrCat(":", port)
+                                                   : absl::StrCat(host, ":", port);
+            return ListenResult{absl::OkStatus(), port};
           },
-          [this](kj::Exception&& e) -> absl::StatusOr<uint16_t> {
-            return absl::UnavailableError(absl::StrCat("cannot listen on \"", options_.listen,
-                                                       "\": ", e.getDescription().cStr()));
+          [this](kj::Exception&& e) -> ListenResult {
+            return ListenResult{
+                absl::UnavailableError(absl::StrCat("cannot listen on \"", options_.listen,
+                                                    "\": ", e.getDescription().cStr())),
+                0};
           });
 }
 
@@ -196,6 +210,7 @@ kj::Promise<void> GossipNode::AcceptLoop() {
 kj::Promise<void> GossipNode::DialLoop(std::string address) {
   if (stopping_) return kj::READY_NOW;
   KnownPeer& k = known_[address];
+  if (k.self) return kj::READY_NOW;
   if (k.key.has_value() && connections_.count(*k.key) > 0) {
     // Already connected to that peer (maybe through its own dial): wait
     // until that connection ends.
@@ -223,6 +238,10 @@ kj::Promise<void> GossipNode::DialLoop(std::string address) {
             known.attempts = 0;
             known.key = (*channel)->peer();
             known.last_error.clear();
+            if (*known.key == host_.identity().public_key()) {
+              known.self = true;  // this address is this node
+              return kj::READY_NOW;
+            }
             ++stats_.connections_dialed;
             OnHandshake(kj::mv(channel), /*dialed=*/true, address, "");
             return DialLoop(address);
@@ -248,6 +267,7 @@ void GossipNode::OnHandshake(absl::StatusOr<kj::Own<SecureChannel>> channel, boo
   c->peer = c->channel->peer();
   c->dialed = dialed;
   c->address = address;
+  c->remote_host = admitted_host;
   c->admitted_host = std::move(admitted_host);
   c->last_contact_ms = NowMs();
   const crdt::AuthorKey self = host_.identity().public_key();
@@ -259,10 +279,14 @@ void GossipNode::OnHandshake(absl::StatusOr<kj::Own<SecureChannel>> channel, boo
   auto existing = connections_.find(c->peer);
   if (existing != connections_.end()) {
     // Both peers dialled: keep the connection dialled by the smaller key,
-    // a rule both ends apply alike.
+    // a rule both ends apply alike. Dialled from the same end, the new
+    // connection replaces the old: the dialler has given up on the old one
+    // (a restarted peer leaves it half-open here).
     ++stats_.duplicate_connections;
     auto dialer = [&](const Connection& x) { return x.dialed ? self : x.peer; };
-    const bool keep_new = dialer(*c) < dialer(*existing->second);
+    const crdt::AuthorKey new_dialer = dialer(*c);
+    const crdt::AuthorKey old_dialer = dialer(*existing->second);
+    const bool keep_new = new_dialer == old_dialer || new_dialer < old_dialer;
     if (!keep_new) {
       Close(c.get(), absl::CancelledError("duplicate connection"));
       graveyard_.push_back(std::move(c));
@@ -296,6 +320,12 @@ kj::Promise<void> GossipNode::ReceiveLoop(Connection* c) {
       [this, c](absl::StatusOr<std::string> frame) -> kj::Promise<void> {
         if (c->closed) return kj::READY_NOW;
         if (!frame.ok()) {
+          // A frame that fails authentication or has an impossible length
+          // is tampering or a broken peer, not a disconnect.
+          const absl::StatusCode code = frame.status().code();
+          if (code == absl::StatusCode::kDataLoss || code == absl::StatusCode::kInvalidArgument) {
+            ++stats_.bad_frames;
+          }
           Close(c, frame.status());
           return kj::READY_NOW;
         }
@@ -380,9 +410,14 @@ void GossipNode::HandlePeerList(Connection* c, absl::string_view payload) {
   }
   if (!own->empty()) {
     // The peer's dialable address: an accepted connection only shows its
-    // ephemeral source port.
-    if (c->address.empty()) c->address = std::string(*own);
-    Learn(std::string(*own), c->peer);
+    // ephemeral source port. A port-only announcement (the peer listens on
+    // every interface) takes the host the connection came from.
+    std::string dialable(*own);
+    if (dialable[0] == ':') dialable = c->remote_host.empty() ? "" : c->remote_host + dialable;
+    if (!dialable.empty()) {
+      if (c->address.empty()) c->address = dialable;
+      Learn(dialable, c->peer);
+    }
   }
   for (const auto& entry : learned) {
     if (entry.second == host_.identity().public_key() || !host_.IsTrustedPeer(entry.second)) {
@@ -394,6 +429,7 @@ void GossipNode::HandlePeerList(Connection* c, absl::string_view payload) {
 
 void GossipNode::Learn(const std::string& address, std::optional<crdt::AuthorKey> key) {
   if (address.empty() || address == listen_address_ || address.size() > kAddressBytesMax) return;
+  if (key.has_value() && *key == host_.identity().public_key()) return;
   auto it = known_.find(address);
   if (it == known_.end()) {
     if (known_.size() >= options_.known_peers_max) return;

@@ -82,10 +82,10 @@ struct GossipStats {
   uint64_t connections_refused = 0;    // admission limits
   uint64_t handshakes_failed = 0;
   uint64_t connections_closed = 0;
-  uint64_t duplicate_connections = 0;  // simultaneous dials resolved
+  uint64_t duplicate_connections = 0;  // second connections with one key resolved
   uint64_t frames_sent = 0;
   uint64_t frames_received = 0;
-  uint64_t bad_frames = 0;
+  uint64_t bad_frames = 0;  // failed authentication, impossible length, malformed content
   uint64_t sessions_failed = 0;
   uint64_t rounds_synced = 0;
   uint64_t rounds_mismatched = 0;
@@ -107,6 +107,13 @@ struct PeerInfo {
   std::string last_error;
 };
 
+// What GossipNode::Listen() resolves to. (A struct rather than StatusOr:
+// gcc's -Wmaybe-uninitialized misfires on StatusOr inside kj promises.)
+struct ListenResult {
+  absl::Status status;
+  uint16_t port = 0;
+};
+
 // Thread-confined to the kj event loop it is constructed on. The host, io
 // provider and timer must outlive it.
 class GossipNode {
@@ -115,8 +122,8 @@ class GossipNode {
   ~GossipNode();
 
   // Binds options.listen (if set) and resolves to the port, 0 without one.
-  // kInvalidArgument for bad options; kUnavailable if it cannot bind.
-  kj::Promise<absl::StatusOr<uint16_t>> Listen();
+  // Status kInvalidArgument for bad options; kUnavailable if it cannot bind.
+  kj::Promise<ListenResult> Listen();
   // Starts accepting, dialling and the periodic sync. Resolves when
   // Shutdown() finishes.
   kj::Promise<void> Run();

@@ -13,82 +13,138 @@ std::string TransferId(absl::string_view batch) {
   return id;
 }
 
+namespace {
+
+// What a transfer counts against the byte limit: an owned one its whole
+// length (it is expected to grow to it), a parked one what it holds.
+uint64_t Charge(uint64_t owner, uint64_t total, uint64_t held) { return owner != 0 ? total : held; }
+
+}  // namespace
+
+uint64_t PartialTransfers::NewOwner() {
+  absl::MutexLock lock(&mu_);
+  return next_owner_++;
+}
+
 std::vector<PartialTransfers::Held> PartialTransfers::List(size_t count_max) const {
   absl::MutexLock lock(&mu_);
   std::vector<Held> out;
   for (const Transfer& t : transfers_) {
     if (out.size() >= count_max) break;
-    if (!t.bytes.empty()) out.push_back(Held{t.id, t.bytes.size()});
+    if (t.owner == 0 && !t.bytes.empty()) out.push_back(Held{t.id, t.bytes.size()});
   }
   return out;
 }
 
-uint64_t PartialTransfers::BytesHeld(absl::string_view id) const {
-  absl::MutexLock lock(&mu_);
-  for (const Transfer& t : transfers_) {
-    if (t.id == id) return t.bytes.size();
-  }
-  return 0;
+PartialTransfers::Iterator PartialTransfers::Find(uint64_t owner, absl::string_view id) {
+  auto it = transfers_.begin();
+  while (it != transfers_.end() && !(it->owner == owner && it->id == id)) ++it;
+  return it;
 }
 
-void PartialTransfers::EvictFor(uint64_t bytes) {
-  while (!transfers_.empty() &&
-         (transfers_.size() >= transfers_max_ || bytes_ + bytes > bytes_max_)) {
-    bytes_ -= transfers_.back().bytes.size();
-    transfers_.pop_back();
+void PartialTransfers::Erase(Iterator it) {
+  bytes_ -= Charge(it->owner, it->total, it->bytes.size());
+  if (it->owner == 0) --parked_;
+  transfers_.erase(it);
+}
+
+void PartialTransfers::EvictParked(uint64_t bytes, bool parking) {
+  auto it = transfers_.end();
+  while (it != transfers_.begin()) {
+    --it;
+    const bool over = bytes_ + bytes > bytes_max_ || parked_ > parked_max_ ||
+                      (parking && parked_ >= parked_max_);
+    if (!over) return;
+    if (it->owner != 0) continue;
+    auto next = std::next(it);
+    Erase(it);
+    it = next;
   }
 }
 
-absl::StatusOr<std::string> PartialTransfers::Append(absl::string_view id, uint64_t total,
-                                                     uint64_t offset, absl::string_view data) {
+absl::StatusOr<std::string> PartialTransfers::Append(uint64_t owner, absl::string_view id,
+                                                     uint64_t total, uint64_t offset,
+                                                     absl::string_view data) {
   if (id.size() != kTransferIdBytes) return absl::InvalidArgumentError("bad transfer id");
   if (total > bytes_max_) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "a batch of ", total, " bytes is over the pending-bytes limit of ", bytes_max_));
   }
   absl::MutexLock lock(&mu_);
-  auto it = transfers_.begin();
-  while (it != transfers_.end() && it->id != id) ++it;
-  if (offset == 0) {
-    if (it != transfers_.end()) {
-      bytes_ -= it->bytes.size();
-      transfers_.erase(it);
+  // A session receives one batch at a time: one it left behind is parked.
+  for (Transfer& t : transfers_) {
+    if (t.owner == owner && t.id != id) {
+      bytes_ -= Charge(owner, t.total, t.bytes.size());
+      t.owner = 0;
+      bytes_ += t.bytes.size();
+      ++parked_;
     }
-    EvictFor(total);
-    transfers_.push_front(Transfer{std::string(id), total, ""});
+  }
+  EvictParked(0, false);
+  auto it = Find(owner, id);
+  if (it != transfers_.end() && (offset == 0 || it->bytes.size() != offset || it->total != total)) {
+    Erase(it);
+    it = transfers_.end();
+  }
+  if (it == transfers_.end()) {
+    std::string prefix;
+    if (offset != 0) {
+      auto parked = Find(0, id);
+      if (parked == transfers_.end() || parked->bytes.size() != offset || parked->total != total) {
+        return absl::InvalidArgumentError(absl::StrCat("batch chunk at offset ", offset,
+                                                       " does not continue what was received"));
+      }
+      prefix = parked->bytes;
+    }
+    EvictParked(total, false);
+    if (bytes_ + total > bytes_max_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "a batch of ", total, " bytes does not fit beside the ", bytes_,
+          " bytes of other batches being received (limit ", bytes_max_, ")"));
+    }
+    transfers_.push_front(Transfer{owner, std::string(id), total, std::move(prefix)});
+    bytes_ += total;
     it = transfers_.begin();
-  } else if (it == transfers_.end() || it->bytes.size() != offset || it->total != total) {
-    return absl::InvalidArgumentError(absl::StrCat("batch chunk at offset ", offset,
-                                                   " does not continue what was received"));
   } else {
     transfers_.splice(transfers_.begin(), transfers_, it);  // most recent first
   }
   if (offset + data.size() > total) {
-    bytes_ -= it->bytes.size();
-    transfers_.erase(it);
+    Erase(it);
     return absl::InvalidArgumentError("batch chunk runs past the batch's length");
   }
   it->bytes.append(data.data(), data.size());
-  bytes_ += data.size();
   if (it->bytes.size() < total) return std::string();
   std::string whole = std::move(it->bytes);
-  bytes_ -= whole.size();
-  transfers_.erase(it);
+  Erase(it);
+  if (auto parked = Find(0, id); parked != transfers_.end()) Erase(parked);
   if (TransferId(whole) != id) {
     return absl::InvalidArgumentError("reassembled batch does not match its transfer id");
   }
   return whole;
 }
 
-void PartialTransfers::Drop(absl::string_view id) {
+void PartialTransfers::Park(uint64_t owner) {
   absl::MutexLock lock(&mu_);
-  for (auto it = transfers_.begin(); it != transfers_.end(); ++it) {
-    if (it->id == id) {
-      bytes_ -= it->bytes.size();
-      transfers_.erase(it);
-      return;
+  for (auto it = transfers_.begin(); it != transfers_.end();) {
+    auto next = std::next(it);
+    if (it->owner == owner) {
+      auto parked = Find(0, it->id);
+      if (it->bytes.empty() || (parked != transfers_.end() && parked->bytes.size() >= it->bytes.size())) {
+        Erase(it);
+      } else {
+        if (parked != transfers_.end()) {
+          if (parked == next) ++next;
+          Erase(parked);
+        }
+        bytes_ -= it->total;
+        it->owner = 0;
+        bytes_ += it->bytes.size();
+        ++parked_;
+      }
     }
+    it = next;
   }
+  EvictParked(0, false);
 }
 
 }  // namespace edgesync::transport

@@ -4,8 +4,14 @@
 // chunks, kept in memory across sessions, so a session that breaks in the
 // middle of a batch resumes in a new session from where it stopped: the new
 // session's hello lists the prefixes held, and the sender continues from
-// there. Bounded in count and bytes; the least recently touched transfer is
-// dropped first.
+// there.
+//
+// Each session reassembles into transfers of its own (its owner token), so
+// two sessions receiving the same batch from two peers never disturb each
+// other. When a session ends, Park() hands its unfinished transfers to the
+// shared pool; a later session that resumes one copies the parked prefix.
+// Parked transfers are bounded in count and bytes, the least recently
+// touched dropped first; all transfers together are bounded in bytes.
 
 #ifndef EDGESYNC_TRANSPORT_PARTIAL_TRANSFERS_H_
 #define EDGESYNC_TRANSPORT_PARTIAL_TRANSFERS_H_
@@ -31,37 +37,52 @@ class PartialTransfers {
     uint64_t bytes = 0;
   };
 
-  PartialTransfers(size_t transfers_max, uint64_t bytes_max)
-      : transfers_max_(transfers_max), bytes_max_(bytes_max) {}
+  // At most `parked_max` parked transfers; at most `bytes_max` bytes held in
+  // all transfers together.
+  PartialTransfers(size_t parked_max, uint64_t bytes_max)
+      : parked_max_(parked_max), bytes_max_(bytes_max) {}
 
-  // Transfers held, most recently touched first, at most `count_max`.
+  // A fresh owner token for a session (never 0).
+  uint64_t NewOwner();
+  // Parked transfers, most recently touched first, at most `count_max`.
   std::vector<Held> List(size_t count_max) const;
-  // Bytes held of transfer `id` (0 if none).
-  uint64_t BytesHeld(absl::string_view id) const;
-  // Appends `data` at `offset` of transfer `id` of `total` bytes. An offset
-  // of 0 (re)starts it. Returns the whole batch once complete and its
-  // BLAKE2b-256 equals `id` (the transfer is then dropped), an empty string
-  // while incomplete. kInvalidArgument for an offset other than 0 or the
-  // bytes held, data past `total`, or a complete batch whose hash is not
-  // `id` (the transfer is dropped); kResourceExhausted if `total` is over
-  // the byte limit.
-  absl::StatusOr<std::string> Append(absl::string_view id, uint64_t total, uint64_t offset,
-                                     absl::string_view data);
-  void Drop(absl::string_view id);
+  // Appends `data` at `offset` of `owner`'s transfer `id` of `total` bytes.
+  // An offset of 0 (re)starts it; any other offset continues the owner's
+  // transfer or, if the owner has none, a parked prefix of exactly `offset`
+  // bytes. Returns the whole batch once complete and its BLAKE2b-256 equals
+  // `id` (the transfer and any parked prefix of it are then dropped), an
+  // empty string while incomplete. kInvalidArgument for an offset that
+  // continues nothing held, data past `total`, or a complete batch whose
+  // hash is not `id` (the transfer is dropped); kResourceExhausted if
+  // `total` does not fit the byte limit.
+  absl::StatusOr<std::string> Append(uint64_t owner, absl::string_view id, uint64_t total,
+                                     uint64_t offset, absl::string_view data);
+  // Parks every unfinished transfer of `owner` (a session that ends). A
+  // parked prefix of the same batch is kept if it is longer.
+  void Park(uint64_t owner);
 
  private:
   struct Transfer {
+    uint64_t owner = 0;  // 0: parked
     std::string id;
     uint64_t total = 0;
     std::string bytes;
   };
-  void EvictFor(uint64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  using Iterator = std::list<Transfer>::iterator;
 
-  const size_t transfers_max_;
+  Iterator Find(uint64_t owner, absl::string_view id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Erase(Iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops parked transfers, least recently touched first, until `bytes`
+  // more fit and (if `parking`) one more parked transfer fits.
+  void EvictParked(uint64_t bytes, bool parking) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const size_t parked_max_;
   const uint64_t bytes_max_;
   mutable absl::Mutex mu_;
   std::list<Transfer> transfers_ ABSL_GUARDED_BY(mu_);  // most recent first
   uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t parked_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_owner_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 // BLAKE2b-256 of a batch: its transfer id.

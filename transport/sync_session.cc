@@ -67,7 +67,9 @@ absl::StatusOr<std::unique_ptr<SyncSession>> SyncSession::Create(SyncStore* stor
 }
 
 SyncSession::SyncSession(SyncStore* store, SessionOptions options)
-    : store_(store), options_(std::move(options)) {}
+    : store_(store), options_(std::move(options)), partials_owner_(store->partials().NewOwner()) {}
+
+SyncSession::~SyncSession() { store_->partials().Park(partials_owner_); }
 
 absl::Status SyncSession::Fail(absl::Status status) {
   if (failure_.ok()) failure_ = status;
@@ -75,6 +77,10 @@ absl::Status SyncSession::Fail(absl::Status status) {
 }
 
 void SyncSession::Push(std::string batch) { pushes_.push_back(std::move(batch)); }
+
+unsigned SyncSession::MessageWords() const {
+  return static_cast<unsigned>(std::max(OutgoingLimit(), kSyncMessageBytesMin) / sizeof(capnp::word) + 1);
+}
 
 size_t SyncSession::OutgoingLimit() const {
   const size_t peer = peer_max_message_bytes_ == 0 ? kSyncMessageBytesMin : peer_max_message_bytes_;
@@ -134,7 +140,7 @@ absl::StatusOr<std::optional<std::string>> SyncSession::ProduceMessage() {
   if (!failure_.ok()) {
     if (abort_sent_) return std::optional<std::string>();
     abort_sent_ = true;
-    capnp::MallocMessageBuilder message;
+    capnp::MallocMessageBuilder message(MessageWords());
     auto m = message.initRoot<schema::SyncMessage>();
     m.setRound(round_);
     const std::string why(failure_.message().substr(0, 400));
@@ -177,7 +183,7 @@ absl::StatusOr<std::optional<std::string>> SyncSession::ProduceMessage() {
 absl::StatusOr<std::string> SyncSession::PushMessage() {
   if (absl::Status s = store_->EnsureDurable(); !s.ok()) return s;
   const size_t limit = OutgoingLimit();
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(MessageWords());
   auto m = message.initRoot<schema::SyncMessage>();
   m.setRound(round_);
   std::vector<std::string> taken;
@@ -289,7 +295,7 @@ absl::StatusOr<std::optional<std::string>> SyncSession::NextInRound() {
 }
 
 absl::StatusOr<std::string> SyncSession::HelloMessage() {
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(MessageWords());
   auto m = message.initRoot<schema::SyncMessage>();
   m.setRound(round_);
   auto hello = m.initHello();
@@ -402,7 +408,7 @@ absl::StatusOr<std::string> SyncSession::DocumentsMessage() {
   payload += new_authors;
   crdt::AppendVarint(&payload, entry_count);
   payload += entries;
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(MessageWords());
   auto m = message.initRoot<schema::SyncMessage>();
   m.setRound(round_);
   m.setDocuments(AsCapnpData(payload));
@@ -410,7 +416,7 @@ absl::StatusOr<std::string> SyncSession::DocumentsMessage() {
 }
 
 absl::StatusOr<std::string> SyncSession::EndFlightMessage(uint8_t flight) {
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(MessageWords());
   auto m = message.initRoot<schema::SyncMessage>();
   m.setRound(round_);
   auto end = m.initEndOfFlight();
@@ -424,7 +430,7 @@ absl::StatusOr<std::string> SyncSession::EndFlightMessage(uint8_t flight) {
 
 absl::StatusOr<std::optional<std::string>> SyncSession::BatchesMessage() {
   const size_t limit = OutgoingLimit();
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(MessageWords());
   auto m = message.initRoot<schema::SyncMessage>();
   m.setRound(round_);
   if (chunk_batch_.empty()) {
@@ -504,7 +510,7 @@ absl::StatusOr<std::string> SyncSession::HashesMessage() {
   std::string payload;
   crdt::AppendVarint(&payload, count);
   payload += entries;
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(MessageWords());
   auto m = message.initRoot<schema::SyncMessage>();
   m.setRound(round_);
   m.setHashes(AsCapnpData(payload));
@@ -847,7 +853,7 @@ absl::Status SyncSession::OnChunk(absl::string_view id, uint64_t total, uint64_t
     return Violation("a new batch began before the previous one ended");
   }
   ++peer_flight_messages_;
-  absl::StatusOr<std::string> whole = store_->partials().Append(id, total, offset, data);
+  absl::StatusOr<std::string> whole = store_->partials().Append(partials_owner_, id, total, offset, data);
   if (!whole.ok()) return whole.status();
   if (whole->empty()) return absl::OkStatus();
   peer_chunk_id_.clear();

@@ -86,6 +86,8 @@ class SyncSession {
   // kInvalidArgument for options out of range.
   static absl::StatusOr<std::unique_ptr<SyncSession>> Create(SyncStore* store,
                                                              SessionOptions options);
+  // Parks a batch half received, for a later session to resume.
+  ~SyncSession();
 
   // The next message to send, or nullopt when there is nothing to send now
   // (waiting for the peer, or in sync). After a failure, returns one abort
@@ -133,6 +135,10 @@ class SyncSession {
   absl::Status Fail(absl::Status status);
   void StartRound();
   size_t OutgoingLimit() const;
+  // First-segment size for building a message: every message fits one
+  // segment, so its encoded size is what the budget counted (a second
+  // segment would add a segment table and far-pointer landing pads).
+  unsigned MessageWords() const;
   bool SharedDocument(absl::string_view id) const;
 
   // Outbound steps; each returns the message to send (or nullopt).
@@ -218,6 +224,7 @@ class SyncSession {
   // Batches this side refused this round, and why the first one was.
   uint64_t refused_in_round_ = 0;
   std::string first_refusal_;
+  const uint64_t partials_owner_;  // this session's token in store_->partials()
   std::string peer_chunk_id_;  // the transfer under way, if any
   std::map<std::string, std::string> peer_hashes_;
 

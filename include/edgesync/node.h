@@ -42,7 +42,8 @@ struct NodeOptions {
   uint64_t reconnect_max_ms = 5000;
   // Largest sync message, 512 bytes to 16 MiB.
   size_t max_message_bytes = 64u << 10;
-  // Limits on what peers can make this node hold.
+  // Limits on what peers can make this node hold. Frames are raised to fit
+  // max_message_bytes.
   uint32_t frame_bytes_max = 1u << 20;
   uint64_t handshake_timeout_ms = 5000;
   uint64_t idle_timeout_ms = 60000;

@@ -120,7 +120,9 @@ class NodeCore {
     g.sync_interval_ms = options_.sync_interval_ms;
     g.reconnect_max_ms = options_.reconnect_max_ms;
     g.max_message_bytes = options_.max_message_bytes;
-    g.channel.frame_bytes_max = options_.frame_bytes_max;
+    // A frame carries one session message plus its type byte.
+    g.channel.frame_bytes_max = std::max<uint32_t>(
+        options_.frame_bytes_max, static_cast<uint32_t>(options_.max_message_bytes + 1));
     g.channel.handshake_timeout_ms = options_.handshake_timeout_ms;
     g.channel.idle_timeout_ms = options_.idle_timeout_ms;
     g.admission.connections_max = options_.connections_max;
@@ -210,9 +212,12 @@ class NodeCore {
       kj::AsyncIoContext io = kj::setupAsyncIo();
       Host host(replica_);
       transport::GossipNode node(*io.provider, io.provider->getTimer(), host, GossipOptionsFor());
-      absl::StatusOr<uint16_t> port = node.Listen().wait(io.waitScope);
-      listened->set_value(port);
-      if (!port.ok()) return;
+      transport::ListenResult listen = node.Listen().wait(io.waitScope);
+      if (!listen.status.ok()) {
+        listened->set_value(listen.status);
+        return;
+      }
+      listened->set_value(listen.port);
       kj::Promise<void> run = node.Run();
       kj::Promise<void> snapshots = Snapshots(node, io.provider->getTimer());
       // The stop command runs node.Shutdown(), which ends `run`.

@@ -93,11 +93,28 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
       const crdt::RangeSet& seqs = entry.second;
       auto theirs = peer.find(author);
       const crdt::RangeSet missing = theirs == peer.end() ? seqs : seqs.Minus(theirs->second);
-      for (const crdt::Range& r : missing.ranges()) {
-        if (author != core_->self()) {
+      if (author != core_->self()) {
+        for (const crdt::Range& r : missing.ranges()) {
           if (absl::Status ps = plan_stored(author, r.first, r.last); !ps.ok()) return ps;
-          continue;
         }
+        continue;
+      }
+      // Own seqs: each missing range starts where the stored batch holding
+      // its first seq starts, so the peer's batches of this replica line up
+      // with this replica's compacted log. A relay's fragments of our
+      // writes are thereby superseded as our log compacts, and it forwards
+      // them compacted (at the cost of resending part of one batch).
+      crdt::RangeSet aligned;
+      for (const crdt::Range& r : missing.ranges()) {
+        uint64_t first = r.first;
+        absl::Status ls = txn.ForEachLog(num, author, r.first, r.first, [&](const LogEntry& e) {
+          first = std::min(first, e.first);
+          return true;
+        });
+        if (!ls.ok()) return ls;
+        aligned.Insert(first, r.last);
+      }
+      for (const crdt::Range& r : aligned.ranges()) {
         // Own seqs: fresh compactions, cut at stored-batch boundaries so
         // each stays within a batch's size.
         uint64_t piece_first = r.first;
