@@ -1,5 +1,10 @@
 #include "tools/cli.h"
 
+#include <signal.h>
+
+#include <cerrno>
+#include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <system_error>
@@ -30,7 +35,8 @@ CLI::Validator DecimalInt64() {
       "");
 }
 
-absl::StatusOr<std::unique_ptr<Replica>> OpenExisting(const std::string& dir) {
+absl::StatusOr<std::unique_ptr<Replica>> OpenExisting(const std::string& dir,
+                                                      ReplicaOptions options) {
   // Replica::Open would create a missing replica; its identity file is
   // what marks a directory as one.
   std::error_code error;
@@ -40,7 +46,49 @@ absl::StatusOr<std::unique_ptr<Replica>> OpenExisting(const std::string& dir) {
     return absl::NotFoundError(
         absl::StrCat("no replica in \"", dir, "\" (create one with: edgesync init ", dir, ")"));
   }
-  return Replica::Open(dir);
+  options.create_if_missing = false;
+  return Replica::Open(dir, options);
+}
+
+namespace {
+
+sigset_t StopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+}  // namespace
+
+void BlockStopSignals() {
+  const sigset_t set = StopSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int WaitForStopSignal(int64_t timeout_ms) {
+  const sigset_t set = StopSignals();
+  if (timeout_ms < 0) {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set, &sig) == 0) return sig;
+    }
+  }
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point until = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    const int64_t left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             until - Clock::now()).count();
+    timespec wait{};
+    if (left > 0) {
+      wait.tv_sec = static_cast<time_t>(left / 1000000000);
+      wait.tv_nsec = static_cast<long>(left % 1000000000);
+    }
+    const int sig = sigtimedwait(&set, nullptr, &wait);
+    if (sig > 0) return sig;
+    if (errno != EINTR || left <= 0) return 0;  // EAGAIN: the time is up
+  }
 }
 
 }  // namespace edgesync::cli

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   cli::AddReplicaCommands(app, &exit_code);
   cli::AddDocumentCommands(app, &exit_code);
   cli::AddExchangeCommands(app, &exit_code);
+  cli::AddNodeCommands(app, &exit_code);
+  cli::AddDemoCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -19,6 +19,6 @@ fi
 meson compile -C build
 
 case "$mode" in
-  demo) build/examples/merge_demo ;;
+  demo) build/tools/edgesync demo ;;
   test) meson test -C build --print-errorlogs ;;
 esac
