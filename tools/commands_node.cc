@@ -141,41 +141,16 @@ int RunNode(const NodeArgs& a) {
   return kExitOk;
 }
 
-// Appends `s` as a JSON string. Ids and paths are UTF-8 (the replica checks
-// them when written), so escaping '"', '\\' and control characters is all
-// JSON needs; the C API's change JSON escapes the same way.
-void AppendQuoted(std::string* out, absl::string_view s) {
-  out->push_back('"');
-  for (char c : s) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out->push_back('\\');
-      out->push_back(c);
-    } else if (u < 0x20) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out->append("\\u00");
-      out->push_back(kHex[u >> 4]);
-      out->push_back(kHex[u & 15]);
-    } else {
-      out->push_back(c);
-    }
-  }
-  out->push_back('"');
-}
-
-// The C API's change JSON (include/edgesync.h, edgesync_subscribe):
-// {"doc":"...","paths":["/a"],"remote":true,"author":"<hex>","paths_truncated":false}
+// The C API's change JSON (include/edgesync.h, edgesync_subscribe), and a
+// newline.
 void AppendChangeJson(std::string* out, const internal::ChangeRecord& c) {
-  out->append("{\"doc\":");
-  AppendQuoted(out, c.document);
-  out->append(",\"paths\":[");
-  for (size_t i = 0; i < c.paths.size(); ++i) {
-    if (i > 0) out->push_back(',');
-    AppendQuoted(out, c.paths[i]);
-  }
-  absl::StrAppend(out, "],\"remote\":", c.remote ? "true" : "false", ",\"author\":\"",
-                  c.author.Hex(), "\",\"paths_truncated\":", c.paths_truncated ? "true" : "false",
-                  "}\n");
+  Change change;
+  change.document = c.document;
+  change.paths = c.paths;
+  change.paths_truncated = c.paths_truncated;
+  change.remote = c.remote;
+  change.author = c.author.Hex();
+  absl::StrAppend(out, ChangeJson(change), "\n");
 }
 
 int RunWatch(const NodeArgs& a) {

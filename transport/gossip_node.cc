@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "crdt/varint.h"
 #include "transport/batch.h"
@@ -34,6 +35,19 @@ std::string HostOf(absl::string_view address) {
 }
 
 }  // namespace
+
+absl::Status ValidatePeerAddress(absl::string_view address) {
+  const size_t colon = address.rfind(':');
+  int port = 0;
+  if (address.size() > kAddressBytesMax || colon == absl::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 1 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "peer address \"", address.substr(0, 64), "\" is not host:port (port 1 to 65535, at most ",
+        kAddressBytesMax, " bytes)"));
+  }
+  return absl::OkStatus();
+}
+
 
 struct GossipNode::KnownPeer {
   std::optional<crdt::AuthorKey> key;
@@ -130,16 +144,35 @@ uint64_t GossipNode::Backoff(uint32_t attempts) {
   return base / 2 + rng_() % (base / 2 + 1);
 }
 
+SessionOptions GossipNode::SessionOptionsFor() const {
+  SessionOptions so;
+  so.interest = options_.interest;
+  so.max_message_bytes = options_.max_message_bytes;
+  so.auto_rounds = false;
+  return so;
+}
+
 kj::Promise<ListenResult> GossipNode::Listen() {
   if (!admission_.ok()) return ListenResult{admission_.status(), 0};
   if (absl::Status s = ValidateChannelOptions(options_.channel); !s.ok()) {
     return ListenResult{s, 0};
   }
+  if (absl::Status s = ValidateSessionOptions(SessionOptionsFor()); !s.ok()) {
+    return ListenResult{s, 0};
+  }
+  for (const std::string& address : options_.peers) {
+    if (absl::Status s = ValidatePeerAddress(address); !s.ok()) return ListenResult{s, 0};
+  }
   if (options_.listen.empty()) return ListenResult{absl::OkStatus(), 0};
   return kj::evalNow([&] { return io_.getNetwork().parseAddress(options_.listen); })
       .then(
           [this](kj::Own<kj::NetworkAddress> addr) -> ListenResult {
-            receiver_ = addr->listen();
+            KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] { receiver_ = addr->listen(); })) {
+              return ListenResult{
+                  absl::UnavailableError(absl::StrCat("cannot listen on \"", options_.listen,
+                                                      "\": ", e->getDescription().cStr())),
+                  0};
+            }
             const uint16_t port = static_cast<uint16_t>(receiver_->getPort());
             // Peers dial the host we listen on with the port we got.
             const std::string host = HostOf(options_.listen);
@@ -165,11 +198,7 @@ kj::Promise<void> GossipNode::Run() {
 }
 
 absl::Status GossipNode::AddPeer(const std::string& address) {
-  if (address.empty() || address.size() > kAddressBytesMax ||
-      address.rfind(':') == std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("peer address \"", address.substr(0, 64), "\" is not host:port"));
-  }
+  if (absl::Status s = ValidatePeerAddress(address); !s.ok()) return s;
   if (address == listen_address_) return absl::OkStatus();
   KnownPeer& k = known_[address];
   if (!k.dialing && !stopping_) {
@@ -294,10 +323,7 @@ void GossipNode::OnHandshake(absl::StatusOr<kj::Own<SecureChannel>> channel, boo
     }
     Close(existing->second.get(), absl::CancelledError("duplicate connection"));
   }
-  SessionOptions so;
-  so.interest = options_.interest;
-  so.max_message_bytes = options_.max_message_bytes;
-  so.auto_rounds = false;
+  const SessionOptions so = SessionOptionsFor();
   c->store = std::make_unique<ConnectionStore>(this, c->peer);
   absl::StatusOr<std::unique_ptr<SyncSession>> session = SyncSession::Create(c->store.get(), so);
   if (!session.ok()) {

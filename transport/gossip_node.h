@@ -107,6 +107,10 @@ struct PeerInfo {
   std::string last_error;
 };
 
+// OK if `address` is "host:port" with a host, a port in 1..65535, and at
+// most 128 bytes; else kInvalidArgument saying so.
+absl::Status ValidatePeerAddress(absl::string_view address);
+
 // What GossipNode::Listen() resolves to. (A struct rather than StatusOr:
 // gcc's -Wmaybe-uninitialized misfires on StatusOr inside kj promises.)
 struct ListenResult {
@@ -122,7 +126,8 @@ class GossipNode {
   ~GossipNode();
 
   // Binds options.listen (if set) and resolves to the port, 0 without one.
-  // Status kInvalidArgument for bad options; kUnavailable if it cannot bind.
+  // Status kInvalidArgument for bad options (channel, session, peer
+  // addresses); kUnavailable if it cannot bind.
   kj::Promise<ListenResult> Listen();
   // Starts accepting, dialling and the periodic sync. Resolves when
   // Shutdown() finishes.
@@ -165,6 +170,8 @@ class GossipNode {
   std::vector<Connection*> Pick(size_t n, const std::string* document,
                                 const std::optional<crdt::AuthorKey>& exclude);
   uint64_t NowMs() const;
+  // The options of every connection's sync session.
+  SessionOptions SessionOptionsFor() const;
   uint64_t Backoff(uint32_t attempts);
 
   kj::AsyncIoProvider& io_;

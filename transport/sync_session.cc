@@ -31,8 +31,7 @@ std::string Encode(capnp::MallocMessageBuilder& message) { return MessageToBytes
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<SyncSession>> SyncSession::Create(SyncStore* store,
-                                                                 SessionOptions options) {
+absl::Status ValidateSessionOptions(const SessionOptions& options) {
   if (options.max_message_bytes < kSyncMessageBytesMin ||
       options.max_message_bytes > kSyncMessageBytesMax) {
     return absl::InvalidArgumentError(absl::StrCat("max_message_bytes must be between ",
@@ -43,7 +42,6 @@ absl::StatusOr<std::unique_ptr<SyncSession>> SyncSession::Create(SyncStore* stor
     return absl::InvalidArgumentError(absl::StrCat(
         "pending_bytes_max must be at least the largest batch (", kBatchBytesMax, " bytes)"));
   }
-  if (options.interest.empty()) options.interest = {""};
   if (options.interest.size() > kInterestPrefixesMax) {
     return absl::InvalidArgumentError(
         absl::StrCat("at most ", kInterestPrefixesMax, " interest prefixes"));
@@ -60,6 +58,13 @@ absl::StatusOr<std::unique_ptr<SyncSession>> SyncSession::Create(SyncStore* stor
     return absl::InvalidArgumentError(
         "interest prefixes are too long to fit the first message (512 bytes)");
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<SyncSession>> SyncSession::Create(SyncStore* store,
+                                                                 SessionOptions options) {
+  if (absl::Status s = ValidateSessionOptions(options); !s.ok()) return s;
+  if (options.interest.empty()) options.interest = {""};
   std::sort(options.interest.begin(), options.interest.end());
   options.interest.erase(std::unique(options.interest.begin(), options.interest.end()),
                          options.interest.end());

@@ -80,6 +80,10 @@ struct SessionStats {
   uint64_t pushes_received = 0;
 };
 
+// OK, or kInvalidArgument saying which option is out of range (an empty
+// interest means every document).
+absl::Status ValidateSessionOptions(const SessionOptions& options);
+
 // Thread-compatible: one thread at a time. The store must outlive it.
 class SyncSession {
  public:

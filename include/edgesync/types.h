@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+
 namespace edgesync {
 
 // The time source of a replica (HLC times of its writes, and the judge of
@@ -65,6 +67,11 @@ struct Change {
   std::string author;
 };
 
+// `change` as one line of JSON (no newline), the shape the C API and
+// `edgesync watch` print:
+// {"doc":"...","paths":["/a"],"remote":true,"author":"<hex>","paths_truncated":false}
+std::string ChangeJson(const Change& change);
+
 // Outcome of applying batches.
 struct ApplyReport {
   uint64_t applied = 0;
@@ -73,6 +80,10 @@ struct ApplyReport {
   uint64_t rejected = 0;
   // One line per rejected batch ("batch 3: untrusted author 1f2e...").
   std::vector<std::string> reasons;
+  // The status code of the first rejected batch (kOk if none was):
+  // kUnauthenticated for an untrusted author or a bad signature,
+  // kInvalidArgument for a malformed batch, and so on.
+  absl::StatusCode first_rejection = absl::StatusCode::kOk;
   // Batches that proved an author signed two values for one dot.
   uint64_t equivocations = 0;
 };

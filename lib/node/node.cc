@@ -77,10 +77,7 @@ class NodeCore {
   uint16_t port() const { return port_; }
 
   absl::Status AddPeer(const std::string& address) {
-    if (address.empty() || address.rfind(':') == std::string::npos || address.size() > 128) {
-      return absl::InvalidArgumentError(absl::StrCat("peer address \"", address.substr(0, 64),
-                                                     "\" is not host:port"));
-    }
+    if (absl::Status s = transport::ValidatePeerAddress(address); !s.ok()) return s;
     Enqueue(Command{Command::kAddPeer, address, ""});
     return absl::OkStatus();
   }

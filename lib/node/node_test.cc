@@ -72,12 +72,40 @@ TEST(NodeTest, LineOfThreeConvergesOnWritesAtBothEnds) {
   for (auto& n : f.nodes) n->Stop();
 }
 
-TEST(NodeTest, StartFailsOnBadListenAddress) {
+TEST(NodeTest, StartRefusesBadOptionsWithInvalidArgument) {
   Fleet f(1);
+  auto start = [&](const NodeOptions& no) { return Node::Start(*f.replicas[0], no).status(); };
   NodeOptions no;
+  no.listen = "127.0.0.1:0";
+  no.max_message_bytes = 100;
+  EXPECT_EQ(start(no).code(), absl::StatusCode::kInvalidArgument) << start(no);
+  no = NodeOptions();
+  no.listen = "127.0.0.1:0";
+  for (const char* bad : {"nonsense", ":7700", "host:0", "host:65536", "host:x"}) {
+    no.peers = {bad};
+    EXPECT_EQ(start(no).code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  no.peers.clear();
+  no.interest = std::vector<std::string>(65, "p");
+  EXPECT_EQ(start(no).code(), absl::StatusCode::kInvalidArgument);
+  no.interest = {std::string(300, 'p')};
+  EXPECT_EQ(start(no).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(NodeTest, StartFailsWithUnavailableWhenThePortIsTaken) {
+  Fleet f(2);
+  NodeOptions no;
+  no.listen = "127.0.0.1:0";
+  absl::StatusOr<std::unique_ptr<Node>> first = Node::Start(*f.replicas[0], no);
+  ASSERT_TRUE(first.ok()) << first.status();
+  no.listen = "127.0.0.1:" + std::to_string((*first)->port());
+  absl::Status second = Node::Start(*f.replicas[1], no).status();
+  EXPECT_EQ(second.code(), absl::StatusCode::kUnavailable) << second;
+  EXPECT_NE(second.message().find("cannot listen"), absl::string_view::npos) << second;
   no.listen = "not-an-address";
-  absl::StatusOr<std::unique_ptr<Node>> node = Node::Start(*f.replicas[0], no);
-  EXPECT_FALSE(node.ok());
+  EXPECT_FALSE(Node::Start(*f.replicas[1], no).ok());
+  const NodeOptions defaults;
+  EXPECT_TRUE(Node::Start(*f.replicas[1], defaults).ok()) << "no listen: dial out only";
 }
 
 }  // namespace

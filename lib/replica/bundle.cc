@@ -262,6 +262,7 @@ absl::StatusOr<BundleReport> ImportBundle(ReplicaCore& core, const std::string& 
         ++report.batches.held;
         break;
       case ApplyOutcome::kRejected:
+        if (report.batches.rejected == 0) report.batches.first_rejection = result.status.code();
         ++report.batches.rejected;
         report.batches.reasons.push_back(absl::StrCat("batch ", i + 1, ": ", result.status.message()));
         break;

@@ -616,6 +616,7 @@ ApplyReport ReplicaCore::ApplyBatches(const std::vector<std::string>& batches) {
         ++report.held;
         break;
       case ApplyOutcome::kRejected:
+        if (report.rejected == 0) report.first_rejection = r.status.code();
         ++report.rejected;
         report.reasons.push_back(absl::StrCat("batch ", i + 1, ": ", r.status.message()));
         break;
