@@ -22,6 +22,8 @@ namespace internal {
 namespace {
 
 constexpr uint64_t kSnapshotMs = 50;
+// Events the loop runs in a row before it polls for I/O again.
+constexpr unsigned kBusyPollEvents = 64;
 
 class Host : public transport::GossipHost {
  public:
@@ -207,6 +209,10 @@ class NodeCore {
   void Main(std::promise<absl::StatusOr<uint16_t>>* listened) {
     try {
       kj::AsyncIoContext io = kj::setupAsyncIo();
+      // Check for I/O, timers and commands every few events even while
+      // events keep coming: a peer whose frames arrive back to back would
+      // otherwise keep the loop from everything else.
+      io.waitScope.setBusyPollInterval(kBusyPollEvents);
       Host host(replica_);
       transport::GossipNode node(*io.provider, io.provider->getTimer(), host, GossipOptionsFor());
       transport::ListenResult listen = node.Listen().wait(io.waitScope);
