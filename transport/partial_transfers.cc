@@ -26,13 +26,19 @@ uint64_t PartialTransfers::NewOwner() {
   return next_owner_++;
 }
 
-std::vector<PartialTransfers::Held> PartialTransfers::List(size_t count_max) const {
+std::vector<PartialTransfers::Held> PartialTransfers::Announce(uint64_t owner, size_t count_max) {
   absl::MutexLock lock(&mu_);
+  Unpin(owner);
   std::vector<Held> out;
-  for (const Transfer& t : transfers_) {
+  std::vector<std::string>& pinned = pins_[owner];
+  for (Transfer& t : transfers_) {
     if (out.size() >= count_max) break;
-    if (t.owner == 0 && !t.bytes.empty()) out.push_back(Held{t.id, t.bytes.size()});
+    if (t.owner != 0 || t.done || t.bytes.empty()) continue;
+    out.push_back(Held{t.id, t.bytes.size()});
+    ++t.pins;
+    pinned.push_back(t.id);
   }
+  if (pinned.empty()) pins_.erase(owner);
   return out;
 }
 
@@ -48,14 +54,46 @@ void PartialTransfers::Erase(Iterator it) {
   transfers_.erase(it);
 }
 
-void PartialTransfers::EvictParked(uint64_t bytes, bool parking) {
+void PartialTransfers::Unpin(uint64_t owner) {
+  auto pinned = pins_.find(owner);
+  if (pinned == pins_.end()) return;
+  for (const std::string& id : pinned->second) {
+    auto it = Find(0, id);
+    if (it == transfers_.end()) continue;
+    --it->pins;
+    if (it->pins == 0 && it->done) Erase(it);
+  }
+  pins_.erase(pinned);
+}
+
+void PartialTransfers::ParkOne(Iterator it) {
+  auto parked = Find(0, it->id);
+  if (parked != transfers_.end()) {
+    // Prefixes of one batch agree: keep the longer bytes in the parked
+    // entry, whose pins stay.
+    if (it->bytes.size() > parked->bytes.size() && !parked->done) {
+      bytes_ += it->bytes.size() - parked->bytes.size();
+      parked->bytes = std::move(it->bytes);
+    }
+    Erase(it);
+    return;
+  }
+  if (it->bytes.empty()) {
+    Erase(it);
+    return;
+  }
+  bytes_ -= it->total;
+  it->owner = 0;
+  bytes_ += it->bytes.size();
+  ++parked_;
+}
+
+void PartialTransfers::EvictParked(uint64_t bytes) {
   auto it = transfers_.end();
   while (it != transfers_.begin()) {
     --it;
-    const bool over = bytes_ + bytes > bytes_max_ || parked_ > parked_max_ ||
-                      (parking && parked_ >= parked_max_);
-    if (!over) return;
-    if (it->owner != 0) continue;
+    if (bytes_ + bytes <= bytes_max_ && parked_ <= parked_max_) return;
+    if (it->owner != 0 || it->pins > 0) continue;
     auto next = std::next(it);
     Erase(it);
     it = next;
@@ -72,15 +110,12 @@ absl::StatusOr<std::string> PartialTransfers::Append(uint64_t owner, absl::strin
   }
   absl::MutexLock lock(&mu_);
   // A session receives one batch at a time: one it left behind is parked.
-  for (Transfer& t : transfers_) {
-    if (t.owner == owner && t.id != id) {
-      bytes_ -= Charge(owner, t.total, t.bytes.size());
-      t.owner = 0;
-      bytes_ += t.bytes.size();
-      ++parked_;
-    }
+  for (auto t = transfers_.begin(); t != transfers_.end();) {
+    auto next = std::next(t);
+    if (t->owner == owner && t->id != id) ParkOne(t);
+    t = next;
   }
-  EvictParked(0, false);
+  EvictParked(0);
   auto it = Find(owner, id);
   if (it != transfers_.end() && (offset == 0 || it->bytes.size() != offset || it->total != total)) {
     Erase(it);
@@ -90,13 +125,13 @@ absl::StatusOr<std::string> PartialTransfers::Append(uint64_t owner, absl::strin
     std::string prefix;
     if (offset != 0) {
       auto parked = Find(0, id);
-      if (parked == transfers_.end() || parked->bytes.size() != offset || parked->total != total) {
+      if (parked == transfers_.end() || parked->bytes.size() < offset || parked->total != total) {
         return absl::InvalidArgumentError(absl::StrCat("batch chunk at offset ", offset,
                                                        " does not continue what was received"));
       }
-      prefix = parked->bytes;
+      prefix = parked->bytes.substr(0, offset);
     }
-    EvictParked(total, false);
+    EvictParked(total);
     if (bytes_ + total > bytes_max_) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "a batch of ", total, " bytes does not fit beside the ", bytes_,
@@ -116,9 +151,15 @@ absl::StatusOr<std::string> PartialTransfers::Append(uint64_t owner, absl::strin
   if (it->bytes.size() < total) return std::string();
   std::string whole = std::move(it->bytes);
   Erase(it);
-  if (auto parked = Find(0, id); parked != transfers_.end()) Erase(parked);
   if (TransferId(whole) != id) {
     return absl::InvalidArgumentError("reassembled batch does not match its transfer id");
+  }
+  if (auto parked = Find(0, id); parked != transfers_.end()) {
+    if (parked->pins == 0) {
+      Erase(parked);
+    } else {
+      parked->done = true;
+    }
   }
   return whole;
 }
@@ -127,24 +168,11 @@ void PartialTransfers::Park(uint64_t owner) {
   absl::MutexLock lock(&mu_);
   for (auto it = transfers_.begin(); it != transfers_.end();) {
     auto next = std::next(it);
-    if (it->owner == owner) {
-      auto parked = Find(0, it->id);
-      if (it->bytes.empty() || (parked != transfers_.end() && parked->bytes.size() >= it->bytes.size())) {
-        Erase(it);
-      } else {
-        if (parked != transfers_.end()) {
-          if (parked == next) ++next;
-          Erase(parked);
-        }
-        bytes_ -= it->total;
-        it->owner = 0;
-        bytes_ += it->bytes.size();
-        ++parked_;
-      }
-    }
+    if (it->owner == owner) ParkOne(it);
     it = next;
   }
-  EvictParked(0, false);
+  Unpin(owner);
+  EvictParked(0);
 }
 
 }  // namespace edgesync::transport

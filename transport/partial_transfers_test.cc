@@ -53,19 +53,19 @@ TEST(PartialTransfersTest, AParkedPrefixIsResumedByALaterSession) {
   const std::string id = TransferId(batch);
   const uint64_t first = partials.NewOwner();
   ASSERT_TRUE(partials.Append(first, id, 80, 0, batch.substr(0, 50)).ok());
-  EXPECT_TRUE(partials.List(10).empty()) << "an owned transfer is not announced";
+  EXPECT_TRUE(partials.Announce(999, 10).empty()) << "an owned transfer is not announced";
   partials.Park(first);
-  ASSERT_EQ(partials.List(10).size(), 1u);
-  EXPECT_EQ(partials.List(10)[0].bytes, 50u);
+  ASSERT_EQ(partials.Announce(999, 10).size(), 1u);
+  EXPECT_EQ(partials.Announce(999, 10)[0].bytes, 50u);
 
   const uint64_t second = partials.NewOwner();
-  EXPECT_EQ(partials.Append(second, id, 80, 40, batch.substr(40)).status().code(),
+  EXPECT_EQ(partials.Append(second, id, 80, 60, batch.substr(60)).status().code(),
             absl::StatusCode::kInvalidArgument)
-      << "an offset that is not the parked length continues nothing";
+      << "an offset past the parked bytes continues nothing";
   absl::StatusOr<std::string> done = partials.Append(second, id, 80, 50, batch.substr(50));
   ASSERT_TRUE(done.ok()) << done.status();
   EXPECT_EQ(*done, batch);
-  EXPECT_TRUE(partials.List(10).empty()) << "the completed batch's parked prefix is dropped";
+  EXPECT_TRUE(partials.Announce(999, 10).empty()) << "the completed batch's parked prefix is dropped";
 }
 
 TEST(PartialTransfersTest, ParkedTransfersAreBoundedInCount) {
@@ -76,7 +76,7 @@ TEST(PartialTransfersTest, ParkedTransfersAreBoundedInCount) {
     ASSERT_TRUE(partials.Append(owner, TransferId(batch), 40, 0, batch.substr(0, 20)).ok());
     partials.Park(owner);
   }
-  std::vector<PartialTransfers::Held> held = partials.List(10);
+  std::vector<PartialTransfers::Held> held = partials.Announce(999, 10);
   ASSERT_EQ(held.size(), 2u);
   EXPECT_EQ(held[0].id, TransferId(Batch(40, 'i'))) << "most recent first, oldest dropped";
   EXPECT_EQ(held[1].id, TransferId(Batch(40, 'h')));
@@ -103,9 +103,46 @@ TEST(PartialTransfersTest, ASessionThatStartsAnotherBatchParksTheFirst) {
   const std::string two = Batch(60, 'o');
   ASSERT_TRUE(partials.Append(owner, TransferId(one), 60, 0, one.substr(0, 30)).ok());
   ASSERT_TRUE(partials.Append(owner, TransferId(two), 60, 0, two.substr(0, 30)).ok());
-  std::vector<PartialTransfers::Held> held = partials.List(10);
+  std::vector<PartialTransfers::Held> held = partials.Announce(999, 10);
   ASSERT_EQ(held.size(), 1u);
   EXPECT_EQ(held[0].id, TransferId(one));
+}
+
+TEST(PartialTransfersTest, AnAnnouncedPrefixStaysResumableUntilTheSessionEnds) {
+  PartialTransfers partials(1, kLimit);
+  const std::string batch = Batch(90, 'p');
+  const std::string id = TransferId(batch);
+  const uint64_t first = partials.NewOwner();
+  ASSERT_TRUE(partials.Append(first, id, 90, 0, batch.substr(0, 30)).ok());
+  partials.Park(first);
+
+  // Two sessions announce the 30-byte prefix in their hellos.
+  const uint64_t a = partials.NewOwner();
+  const uint64_t b = partials.NewOwner();
+  ASSERT_EQ(partials.Announce(a, 8).size(), 1u);
+  ASSERT_EQ(partials.Announce(b, 8).size(), 1u);
+  // a resumes and completes the batch; another session parks a longer
+  // prefix; other batches are parked past the count limit.
+  absl::StatusOr<std::string> done = partials.Append(a, id, 90, 30, batch.substr(30));
+  ASSERT_TRUE(done.ok()) << done.status();
+  const uint64_t c = partials.NewOwner();
+  ASSERT_TRUE(partials.Append(c, id, 90, 0, batch.substr(0, 60)).ok());
+  partials.Park(c);
+  for (char f = 'q'; f < 't'; ++f) {
+    const std::string other = Batch(20, f);
+    const uint64_t o = partials.NewOwner();
+    ASSERT_TRUE(partials.Append(o, TransferId(other), 20, 0, other.substr(0, 10)).ok());
+    partials.Park(o);
+  }
+  // b's peer resumes at the offset b announced.
+  done = partials.Append(b, id, 90, 30, batch.substr(30));
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(*done, batch);
+  partials.Park(a);
+  partials.Park(b);
+  for (const PartialTransfers::Held& h : partials.Announce(999, 10)) {
+    EXPECT_NE(h.id, id) << "a completed batch is not announced once unpinned";
+  }
 }
 
 }  // namespace

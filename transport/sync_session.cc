@@ -314,7 +314,8 @@ absl::StatusOr<std::string> SyncSession::HelloMessage() {
     size += RoundUp8(p.size() + 1) + 8;
   }
   // Announce partly received batches, as many as fit.
-  std::vector<PartialTransfers::Held> held = store_->partials().List(kPartialsAnnouncedMax);
+  std::vector<PartialTransfers::Held> held =
+      store_->partials().Announce(partials_owner_, kPartialsAnnouncedMax);
   size_t fit = 0;
   while (fit < held.size() && size + 64 <= OutgoingLimit()) {
     size += 64;

@@ -27,6 +27,8 @@ namespace {
 // well below the uncompressed delta limit at any usual compression ratio
 // (and a merge that would pass it anyway is skipped).
 constexpr uint64_t kCompactionSourceBytesMax = uint64_t{16} << 20;
+// Automatic compaction treats smaller log batches as this size.
+constexpr uint64_t kTierFloorBytes = 1024;
 // Large batches kept partly received across sessions.
 constexpr size_t kPartialTransfersMax = 4;
 // Held batches released per call, so one call stays bounded.
@@ -360,18 +362,27 @@ absl::Status ReplicaCore::CompactTiers(StoreTxn& txn, DocumentState& state, Docu
       return true;
     });
     if (!s.ok()) return s;
-    if (entries.size() < 2) return absl::OkStatus();
-    const LogEntry& older = entries[entries.size() - 2];
-    const LogEntry& newer = entries.back();
-    const uint64_t a = older.bytes.size();
-    const uint64_t b = newer.bytes.size();
+    // The newest pair of neighbours of similar size: every pair is looked
+    // at, so older entries keep merging after a large one lands on top.
     // Never merge a batch with one more than twice its size, nor across a
-    // gap, nor past the size of one compacted batch.
-    if (older.last + 1 != newer.first || std::max(a, b) > 2 * std::min(a, b) ||
-        a + b > kCompactionSourceBytesMax) {
-      return absl::OkStatus();
+    // gap, nor past the size of one compacted batch. Sizes below the tier
+    // floor count as the floor: a batch's fixed part (signature, header,
+    // ~280 bytes) would otherwise keep a one-write batch from ever merging
+    // with a neighbour of a few writes.
+    size_t pick = entries.size();
+    for (size_t i = entries.size(); i-- > 1;) {
+      const LogEntry& older = entries[i - 1];
+      const LogEntry& newer = entries[i];
+      const uint64_t a = std::max<uint64_t>(older.bytes.size(), kTierFloorBytes);
+      const uint64_t b = std::max<uint64_t>(newer.bytes.size(), kTierFloorBytes);
+      if (older.last + 1 == newer.first && std::max(a, b) <= 2 * std::min(a, b) &&
+          a + b <= kCompactionSourceBytesMax) {
+        pick = i;
+        break;
+      }
     }
-    absl::Status m = MergeOwnEntries(txn, state, doc, {older, newer});
+    if (pick == entries.size()) return absl::OkStatus();
+    absl::Status m = MergeOwnEntries(txn, state, doc, {entries[pick - 1], entries[pick]});
     // A merge whose result would be too large for one batch stops the tiers.
     if (absl::IsResourceExhausted(m)) return absl::OkStatus();
     if (!m.ok()) return m;
