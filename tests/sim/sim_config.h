@@ -1,0 +1,85 @@
+// File: tests/sim/sim_config.h
+//
+// What one seed makes of a simulation: the number of replicas and shared
+// documents, the writes, how long the chaos lasts, message size limits,
+// link faults, partitions, crashes, clock skews and jumps, and whether an
+// untrusted outsider joins. Drawn from the seed's generator only, and
+// printed (DescribeConfig) before the seed runs.
+
+#ifndef EDGESYNC_TESTS_SIM_SIM_CONFIG_H_
+#define EDGESYNC_TESTS_SIM_SIM_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "transport/sim/network.h"
+#include "transport/sim/random.h"
+
+namespace edgesync::sim {
+
+// Partition shapes (over all endpoints, the outsider included).
+enum class Shape {
+  kHalves,      // two sides of random sizes
+  kIsolate,     // one endpoint alone
+  kBridge,      // two sides that only a third endpoint reaches both of
+  kAsymmetric,  // random directed links cut (one-way reachability)
+  kGroups,      // 2 or 3 random groups
+};
+const char* ShapeName(Shape s);
+
+struct PartitionPlan {
+  Shape shape = Shape::kHalves;
+  uint64_t start_us = 0;
+  uint64_t length_us = 0;
+  // > 0: on and off this many times from start_us (each state lasting
+  // 1 ms to 10 s) instead of one partition of length_us.
+  int flaps = 0;
+};
+
+// Thread-compatible value type.
+struct Config {
+  int nodes = 3;
+  int shared_docs = 2;
+  // Mutations each replica makes in ordinary transactions; large
+  // transactions come on top.
+  int writes_per_node = 200;
+  // Simulated time the writes are spread over.
+  uint64_t duration_us = 0;
+  // Mean period of each replica's timer (requested rounds, held batches).
+  uint64_t tick_us = 0;
+  // Per transaction: chance that it is large (100 to 400 mutations), that
+  // it is left open until the replica's next write (a crash aborts it),
+  // that it goes to the replica's own document.
+  double large_txn = 0;
+  double open_txn = 0;
+  double own_doc = 0.2;
+  // Chance that a commit is pushed to every peer at once.
+  double push = 0;
+  // Chance per session and tick that a round is requested.
+  double request_round = 0.5;
+  bool auto_rounds = true;
+  bool auto_compact = true;
+  uint64_t future_skew_max_ms = 5 * 60 * 1000;
+  // Per endpoint.
+  std::vector<size_t> max_message_bytes;
+  transport::sim::LinkFaults faults;
+  // Links with several times the faults.
+  int bad_links = 0;
+  std::vector<PartitionPlan> partitions;
+  int crashes = 0;
+  // Clocks start skewed within the window; jumps move them (some beyond
+  // the window, with chance beyond_window).
+  bool skew = false;
+  int clock_jumps = 0;
+  double beyond_window = 0;
+  bool outsider = false;
+};
+
+Config MakeConfig(transport::sim::Random& rng);
+// A paragraph starting "seed N: ".
+std::string DescribeConfig(uint64_t seed, const Config& c);
+
+}  // namespace edgesync::sim
+
+#endif  // EDGESYNC_TESTS_SIM_SIM_CONFIG_H_
