@@ -27,6 +27,8 @@ class CausalContext {
   void Join(const CausalContext& other);
   // Removes one dot (used when compaction must not claim a live dot).
   void Erase(const Dot& d);
+  // Removes every dot of `author`.
+  void EraseAuthor(const AuthorKey& author) { by_author_.erase(author); }
 
   // The dots of `author` (empty if none).
   const RangeSet& Of(const AuthorKey& author) const;

@@ -239,7 +239,7 @@ int RunStatus(const NodeArgs& a) {
     absl::StatusOr<uint64_t> n = txn.read().CountEntries(txn.dbs().log);
     if (!n.ok()) return n.status();
     batches = *n;
-    if (n = txn.CountHeld(); !n.ok()) return n.status();
+    if (n = txn.CountWaiting(); !n.ok()) return n.status();
     held = *n;
     if (n = txn.LastChangeSeq(); !n.ok()) return n.status();
     changes = *n;

@@ -129,6 +129,10 @@ struct ReplicaStats {
   uint64_t rejected_bad_signature = 0;
   uint64_t rejected_untrusted = 0;
   uint64_t rejected_malformed = 0;
+  // Batches whose contexts claimed seqs of other authors too far ahead of
+  // what this replica holds, or that waited too long for them, or whose
+  // author had too many batches waiting (docs/security.md).
+  uint64_t rejected_claims = 0;
   uint64_t equivocations = 0;
   uint64_t compactions = 0;
   uint64_t bytes_applied = 0;

@@ -35,7 +35,7 @@ class Host : public transport::GossipHost {
     absl::StatusOr<std::vector<crdt::AuthorKey>> keys = core_->TrustedKeys();
     return keys.ok() && std::find(keys->begin(), keys->end(), key) != keys->end();
   }
-  void OnTick() override { (void)core_->ReleaseHeldBatches(); }
+  void OnTick() override { (void)core_->ExpireWaitingBatches(); }
 
  private:
   std::shared_ptr<ReplicaCore> core_;

@@ -267,10 +267,12 @@ absl::StatusOr<BundleReport> ImportBundle(ReplicaCore& core, const std::string& 
         report.batches.reasons.push_back(absl::StrCat("batch ", i + 1, ": ", result.status.message()));
         break;
     }
+    report.batches.applied += result.released;
+    report.batches.held -= std::min(report.batches.held, result.released);
     if (result.equivocation) ++report.batches.equivocations;
   }
   report.documents = docs.size();
-  (void)core.ReleaseHeldBatches();
+  (void)core.ExpireWaitingBatches();
   return report;
 }
 

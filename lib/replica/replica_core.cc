@@ -13,6 +13,7 @@
 #include "crdt/join.h"
 #include "crdt/read.h"
 #include "crdt/transaction_builder.h"
+#include "lib/replica/claims.h"
 #include "lib/replica/identity.h"
 #include "lib/store/document_state.h"
 #include "lib/store/element_hash.h"
@@ -31,8 +32,6 @@ constexpr uint64_t kCompactionSourceBytesMax = uint64_t{16} << 20;
 constexpr uint64_t kTierFloorBytes = 1024;
 // Large batches kept partly received across sessions.
 constexpr size_t kPartialTransfersMax = 4;
-// Held batches released per call, so one call stays bounded.
-constexpr size_t kHeldReleasedMax = 1024;
 
 class SystemClock : public WallClock {
  public:
@@ -152,8 +151,10 @@ absl::StatusOr<std::shared_ptr<ReplicaCore>> ReplicaCore::Open(const std::string
   if (!store.ok()) return store.status();
   std::unique_ptr<WallClock> owned_clock;
   if (options.clock == nullptr) owned_clock = std::make_unique<SystemClock>();
-  return std::shared_ptr<ReplicaCore>(new ReplicaCore(dir, options, *std::move(identity),
-                                                      *std::move(store), std::move(owned_clock)));
+  std::shared_ptr<ReplicaCore> core(new ReplicaCore(dir, options, *std::move(identity),
+                                                    *std::move(store), std::move(owned_clock)));
+  if (absl::Status s = core->MigrateStore(); !s.ok()) return s;
+  return core;
 }
 
 ReplicaCore::ReplicaCore(std::string dir, const ReplicaOptions& options,
@@ -192,7 +193,25 @@ absl::Status ReplicaCore::Note(absl::Status s) {
 
 absl::Status ReplicaCore::Trust(const crdt::AuthorKey& key) {
   if (absl::Status s = CheckUsable(); !s.ok()) return s;
-  return Note(store_->Write([&](StoreTxn& txn) { return txn.AddTrusted(key); }));
+  // Claims on `key` that were inert become active (rule 0): the documents
+  // holding them join those batches again, in the same transaction.
+  return Note(store_->Write([&](StoreTxn& txn) -> absl::Status {
+    if (absl::Status s = txn.AddTrusted(key); !s.ok()) return s;
+    absl::StatusOr<std::vector<uint32_t>> docs = txn.InertClaimDocuments(key);
+    if (!docs.ok()) return docs.status();
+    for (uint32_t num : *docs) {
+      absl::StatusOr<std::optional<DocumentRecord>> doc = txn.FindDocumentByNum(num);
+      if (!doc.ok()) return doc.status();
+      if (!doc->has_value()) {
+        if (absl::Status s = txn.EraseInertClaim(key, num); !s.ok()) return s;
+        continue;
+      }
+      DocumentState state(&txn, &**doc);
+      if (absl::Status s = RejoinLogs(txn, **doc, state, key); !s.ok()) return s;
+      if (absl::Status s = state.Flush(); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }));
 }
 
 absl::StatusOr<std::vector<crdt::AuthorKey>> ReplicaCore::TrustedKeys() {
@@ -231,7 +250,9 @@ absl::StatusOr<CommitInfo> ReplicaCore::Commit(absl::string_view document,
     absl::StatusOr<DocumentRecord> doc = txn.GetOrCreateDocument(document);
     if (!doc.ok()) return doc.status();
     DocumentState state(&txn, &*doc);
-    absl::StatusOr<crdt::RangeSet> own = state.GetContext(self());
+    // Own seqs follow this replica's own log (its coverage of itself), never
+    // the causal context, which other authors' batches may claim into.
+    absl::StatusOr<crdt::RangeSet> own = txn.Coverage(doc->num, self());
     if (!own.ok()) return own.status();
     TxnHighWater high_water(&txn);
     crdt::HybridClock hlc_clock(&wall);
@@ -255,10 +276,8 @@ absl::StatusOr<CommitInfo> ReplicaCore::Commit(absl::string_view document,
     absl::StatusOr<std::string> batch = SealDelta(header, *delta, crdt::CompressionEffort::kFast);
     if (!batch.ok()) return batch.status();
     if (absl::Status ls = txn.PutLog(doc->num, self(), first, last, *batch); !ls.ok()) return ls;
-    absl::StatusOr<crdt::RangeSet> coverage = txn.Coverage(doc->num, self());
-    if (!coverage.ok()) return coverage.status();
-    coverage->Insert(first, last);
-    if (absl::Status cs = txn.SetCoverage(doc->num, self(), *coverage); !cs.ok()) return cs;
+    own->Insert(first, last);
+    if (absl::Status cs = txn.SetCoverage(doc->num, self(), *own); !cs.ok()) return cs;
     if (options_.auto_compact) {
       if (absl::Status ts = CompactTiers(txn, state, *doc); !ts.ok()) return ts;
     }
@@ -481,12 +500,252 @@ ApplyResult ReplicaCore::ApplyBatch(absl::string_view bytes) {
         .fetch_add(1, std::memory_order_relaxed);
     return r;
   }
-  return ApplyOpened(*std::move(opened), nullptr);
+  return ApplyOpened(*std::move(opened));
 }
 
-ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch, const std::string* held_key) {
+namespace {
+
+absl::Status UntrustedAuthor(const crdt::AuthorKey& author) {
+  return absl::UnauthenticatedError(
+      absl::StrCat("batch author ", author.Hex(),
+                   " is not trusted here (to accept it: edgesync trust DIR ", author.Hex(), ")"));
+}
+
+
+}  // namespace
+
+ClaimOracle ReplicaCore::Oracle(StoreTxn& txn, uint32_t doc,
+                                const absl::flat_hash_map<crdt::AuthorKey, crdt::RangeSet>* extra,
+                                std::function<absl::StatusOr<bool>(const crdt::AuthorKey&)>* accepted,
+                                std::function<absl::StatusOr<crdt::RangeSet>(const crdt::AuthorKey&)>* covered) {
+  *accepted = [&txn](const crdt::AuthorKey& a) { return txn.IsTrusted(a); };
+  *covered = [&txn, doc, extra](const crdt::AuthorKey& a) -> absl::StatusOr<crdt::RangeSet> {
+    absl::StatusOr<crdt::RangeSet> c = txn.Coverage(doc, a);
+    if (!c.ok() || extra == nullptr) return c;
+    auto it = extra->find(a);
+    if (it != extra->end()) c->InsertAll(it->second);
+    return c;
+  };
+  return ClaimOracle{*accepted, *covered};
+}
+
+absl::Status ReplicaCore::JoinAndLog(StoreTxn& txn, DocumentRecord& doc, DocumentState& state,
+                                     const transport::OpenedBatch& batch, const crdt::Delta& delta,
+                                     const std::vector<crdt::AuthorKey>& inert, JoinOutcome* out) {
+  const crdt::AuthorKey& author = batch.header.author;
+  for (const crdt::AuthorKey& a : inert) {
+    if (absl::Status s = txn.PutInertClaim(a, doc.num); !s.ok()) return s;
+  }
+  absl::StatusOr<crdt::RangeSet> coverage = txn.Coverage(doc.num, author);
+  if (!coverage.ok()) return coverage.status();
+  const bool covered = coverage->ContainsAll(batch.header.seq_first, batch.header.seq_last);
+  absl::StatusOr<crdt::JoinResult> j;
+  if (inert.empty()) {
+    j = crdt::Join(&state, delta);
+  } else {
+    crdt::Delta active = delta;
+    DropClaims(&active.context, inert);
+    j = crdt::Join(&state, active);
+  }
+  if (!j.ok()) return j.status();
+  out->joined = *std::move(j);
+  // Stored batches of this author inside the new one's range are
+  // superseded by it (a compaction arrived), unless they prove an
+  // equivocation, now or recorded earlier: proofs stay, to travel.
+  std::vector<LogEntry> inside;
+  bool stored_already = false;
+  absl::Status ls = txn.ForEachLog(doc.num, author, batch.header.seq_first, batch.header.seq_last,
+                                   [&](const LogEntry& e) {
+                                     if (e.bytes == batch.bytes) stored_already = true;
+                                     if (e.first >= batch.header.seq_first &&
+                                         e.last <= batch.header.seq_last) {
+                                       inside.push_back(e);
+                                     }
+                                     return true;
+                                   });
+  if (!ls.ok()) return ls;
+  std::vector<std::string> superseded;
+  for (const LogEntry& e : inside) {
+    absl::StatusOr<bool> proof = txn.HasEquivocationIn(doc.num, author, e.first, e.last);
+    if (!proof.ok()) return proof.status();
+    if (!*proof) superseded.push_back(e.key);
+  }
+  const bool state_news = out->joined.state_changed() || out->joined.context_changed;
+  out->duplicate = covered && !state_news;
+  if (out->duplicate && (stored_already || superseded.empty())) return absl::OkStatus();
+  out->written = true;
+  // A received time raises this replica's clock at most to its own wall
+  // clock plus the allowed skew: one device's clock glitch does not spread.
+  TxnHighWater high_water(&txn);
+  ClockAdapter wall(clock_);
+  crdt::HybridClock hlc_clock(&wall);
+  const uint64_t ceiling =
+      crdt::HlcFromMillis(std::min<uint64_t>(clock_->NowMillis() + options_.future_skew_max_ms,
+                                             uint64_t{1} << 47));
+  if (absl::Status hs = hlc_clock.Observe(&high_water, std::min(batch.header.hlc, ceiling));
+      !hs.ok()) {
+    return hs;
+  }
+  if (!out->joined.equivocations.empty()) {
+    out->equivocation = true;
+    for (const crdt::Dot& d : out->joined.equivocations) {
+      if (absl::Status es = txn.PutEquivocation(doc.num, d.author, d.n); !es.ok()) return es;
+    }
+  } else {
+    for (const std::string& k : superseded) {
+      if (absl::Status es = txn.EraseLog(k); !es.ok()) return es;
+    }
+  }
+  if (absl::Status ps = txn.PutLog(doc.num, author, batch.header.seq_first, batch.header.seq_last,
+                                   batch.bytes);
+      !ps.ok()) {
+    return ps;
+  }
+  if (!covered) {
+    coverage->Insert(batch.header.seq_first, batch.header.seq_last);
+    if (absl::Status cs = txn.SetCoverage(doc.num, author, *coverage); !cs.ok()) return cs;
+    out->coverage_grew = true;
+  }
+  if (out->joined.state_changed()) {
+    Change c = MakeChange(batch.header.document, out->joined, /*remote=*/true, author);
+    if (absl::Status as = txn.AppendChange(ToRecord(c, author)); !as.ok()) return as;
+    out->changes.push_back(std::move(c));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReplicaCore::RejoinLogs(StoreTxn& txn, DocumentRecord& doc, DocumentState& state,
+                                     const crdt::AuthorKey& claimed) {
+  // Copies: joining writes, which invalidates views into the map.
+  std::vector<std::string> batches;
+  std::vector<crdt::AuthorKey> authors;
+  absl::Status s = txn.ForEachCoverage(doc.num, [&](const crdt::AuthorKey& a, const crdt::RangeSet&) {
+    authors.push_back(a);
+    return true;
+  });
+  if (!s.ok()) return s;
+  for (const crdt::AuthorKey& a : authors) {
+    s = txn.ForEachLog(doc.num, a, 1, crdt::kDotMax, [&](const LogEntry& e) {
+      batches.emplace_back(e.bytes);
+      return true;
+    });
+    if (!s.ok()) return s;
+  }
+  std::function<absl::StatusOr<bool>(const crdt::AuthorKey&)> accepted;
+  std::function<absl::StatusOr<crdt::RangeSet>(const crdt::AuthorKey&)> covered;
+  const ClaimOracle oracle = Oracle(txn, doc.num, nullptr, &accepted, &covered);
+  bool still_inert = false;
+  for (const std::string& bytes : batches) {
+    absl::StatusOr<transport::OpenedBatch> opened = transport::OpenStoredBatch(bytes);
+    if (!opened.ok()) return absl::DataLossError(absl::StrCat("stored batch: ", opened.status().message()));
+    absl::StatusOr<crdt::Delta> delta = transport::DecodeBatchDelta(*opened);
+    if (!delta.ok()) return absl::DataLossError(absl::StrCat("stored batch: ", delta.status().message()));
+    if (delta->context.Of(claimed).empty()) continue;
+    absl::StatusOr<ClaimVerdict> verdict = JudgeClaims(delta->context, opened->header.author,
+                                                       opened->header.seq_first,
+                                                       opened->header.seq_last, oracle);
+    std::vector<crdt::AuthorKey> drop;
+    if (verdict.ok()) {
+      drop = verdict->inert;
+      drop.insert(drop.end(), verdict->uncovered.begin(), verdict->uncovered.end());
+    } else if (absl::IsInvalidArgument(verdict.status())) {
+      drop.push_back(claimed);  // too far ahead for now: stays inert
+    } else {
+      return verdict.status();
+    }
+    if (std::find(drop.begin(), drop.end(), claimed) != drop.end()) still_inert = true;
+    DropClaims(&delta->context, drop);
+    absl::StatusOr<crdt::JoinResult> j = crdt::Join(&state, *delta);
+    if (!j.ok()) return j.status();
+    if (j->state_changed()) {
+      Change c = MakeChange(doc.id, *j, /*remote=*/true, opened->header.author);
+      if (absl::Status as = txn.AppendChange(ToRecord(c, opened->header.author)); !as.ok()) return as;
+    }
+  }
+  return still_inert ? txn.PutInertClaim(claimed, doc.num) : txn.EraseInertClaim(claimed, doc.num);
+}
+
+absl::StatusOr<std::vector<ReplicaCore::DecodedBatch>> ReplicaCore::FindReleasable(
+    StoreTxn& txn, absl::string_view document, uint32_t doc_num) {
+  std::vector<DecodedBatch> candidates;
+  std::vector<std::string> damaged;
+  absl::Status s = txn.ForEachWaiting([&](const WaitingEntry& e) {
+    if (e.document != document) return true;
+    DecodedBatch d;
+    d.waiting_key = e.key;
+    absl::StatusOr<transport::OpenedBatch> opened = transport::OpenStoredBatch(e.bytes);
+    absl::StatusOr<crdt::Delta> delta =
+        opened.ok() ? transport::DecodeBatchDelta(*opened) : absl::StatusOr<crdt::Delta>(opened.status());
+    if (!delta.ok()) {
+      damaged.push_back(e.key);  // verified when stored: a damaged record
+      return true;
+    }
+    d.batch = *std::move(opened);
+    d.delta = *std::move(delta);
+    candidates.push_back(std::move(d));
+    return true;
+  });
+  if (!s.ok()) return s;
+  for (const std::string& k : damaged) {
+    if (absl::Status es = txn.EraseWaiting(k); !es.ok()) return es;
+  }
+  // The largest set of waiting batches whose claims are covered by this
+  // replica's coverage plus the set's own ranges: authors' compacted
+  // batches may claim each other's seqs.
+  while (!candidates.empty()) {
+    absl::flat_hash_map<crdt::AuthorKey, crdt::RangeSet> extra;
+    for (const DecodedBatch& d : candidates) {
+      extra[d.batch.header.author].Insert(d.batch.header.seq_first, d.batch.header.seq_last);
+    }
+    std::function<absl::StatusOr<bool>(const crdt::AuthorKey&)> accepted;
+    std::function<absl::StatusOr<crdt::RangeSet>(const crdt::AuthorKey&)> covered;
+    const ClaimOracle oracle = Oracle(txn, doc_num, &extra, &accepted, &covered);
+    std::vector<DecodedBatch> keep;
+    for (DecodedBatch& d : candidates) {
+      absl::StatusOr<bool> trusted = txn.IsTrusted(d.batch.header.author);
+      if (!trusted.ok()) return trusted.status();
+      if (!*trusted) continue;
+      absl::StatusOr<ClaimVerdict> verdict = JudgeClaims(
+          d.delta.context, d.batch.header.author, d.batch.header.seq_first,
+          d.batch.header.seq_last, oracle);
+      if (!verdict.ok() && !absl::IsInvalidArgument(verdict.status())) return verdict.status();
+      if (verdict.ok() && verdict->uncovered.empty()) keep.push_back(std::move(d));
+    }
+    const bool stable = keep.size() == candidates.size();
+    candidates = std::move(keep);
+    if (stable) break;
+  }
+  return candidates;
+}
+
+absl::Status ReplicaCore::ApplyReleasable(StoreTxn& txn, DocumentRecord& doc, DocumentState& state,
+                                          const std::vector<DecodedBatch>& batches,
+                                          ReleaseOutcome* out) {
+  std::function<absl::StatusOr<bool>(const crdt::AuthorKey&)> accepted;
+  std::function<absl::StatusOr<crdt::RangeSet>(const crdt::AuthorKey&)> covered;
+  const ClaimOracle oracle = Oracle(txn, doc.num, nullptr, &accepted, &covered);
+  for (const DecodedBatch& d : batches) {
+    absl::StatusOr<ClaimVerdict> verdict = JudgeClaims(
+        d.delta.context, d.batch.header.author, d.batch.header.seq_first, d.batch.header.seq_last,
+        oracle);
+    std::vector<crdt::AuthorKey> inert;
+    if (verdict.ok()) inert = verdict->inert;
+    JoinOutcome joined;
+    if (absl::Status js = JoinAndLog(txn, doc, state, d.batch, d.delta, inert, &joined); !js.ok()) {
+      return js;
+    }
+    if (absl::Status es = txn.EraseWaiting(d.waiting_key); !es.ok()) return es;
+    out->released_keys.push_back(d.waiting_key);
+    if (joined.equivocation) ++out->equivocations;
+    for (Change& c : joined.changes) out->changes.push_back(std::move(c));
+  }
+  return absl::OkStatus();
+}
+
+ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch) {
   ApplyResult result;
   result.document = batch.header.document;
+  const crdt::AuthorKey author = batch.header.author;
   const auto reject = [&](absl::Status why, std::atomic<uint64_t>* reason) {
     result.outcome = ApplyOutcome::kRejected;
     result.status = std::move(why);
@@ -495,120 +754,144 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch, const std::st
     return result;
   };
   if (absl::Status s = CheckUsable(); !s.ok()) return reject(s, nullptr);
+  // Trust is judged on the header, before the delta is decoded: a stranger's
+  // bytes cost a signature check and nothing more.
+  bool trusted = false;
+  absl::Status ts = store_->Read([&](StoreTxn& txn) -> absl::Status {
+    absl::StatusOr<bool> t = txn.IsTrusted(author);
+    if (!t.ok()) return t.status();
+    trusted = *t;
+    return absl::OkStatus();
+  });
+  if (!ts.ok()) return reject(Note(ts), nullptr);
+  if (!trusted) return reject(UntrustedAuthor(author), &counters_.rejected_untrusted);
   absl::StatusOr<crdt::Delta> delta = transport::DecodeBatchDelta(batch);
   if (!delta.ok()) return reject(delta.status(), &counters_.rejected_malformed);
 
   const uint64_t now = clock_->NowMillis();
-  const bool too_early = crdt::HlcMillis(batch.header.hlc) > now + options_.future_skew_max_ms;
-  crdt::JoinResult joined;
-  bool untrusted = false;
+  JoinOutcome joined;
+  ReleaseOutcome released;
+  std::atomic<uint64_t>* reason = nullptr;
   absl::Status s = store_->Write([&](StoreTxn& txn) -> absl::Status {
-    untrusted = false;
-    joined = crdt::JoinResult();
-    result.equivocation = false;
-    absl::StatusOr<bool> trusted = txn.IsTrusted(batch.header.author);
-    if (!trusted.ok()) return trusted.status();
-    if (!*trusted) {
-      untrusted = true;
-      return absl::UnauthenticatedError(absl::StrCat(
-          "batch author ", batch.header.author.Hex().substr(0, 16), "... is not trusted"));
+    joined = JoinOutcome();
+    released = ReleaseOutcome();
+    reason = nullptr;
+    absl::StatusOr<bool> still_trusted = txn.IsTrusted(author);
+    if (!still_trusted.ok()) return still_trusted.status();
+    if (!*still_trusted) {
+      reason = &counters_.rejected_untrusted;
+      return UntrustedAuthor(author);
     }
-    if (too_early) {
-      if (held_key != nullptr) return NothingToWrite();  // stays held
+    absl::StatusOr<std::optional<DocumentRecord>> found = txn.FindDocument(batch.header.document);
+    if (!found.ok()) return found.status();
+    const uint32_t doc_num = found->has_value() ? (*found)->num : 0;
+    std::function<absl::StatusOr<bool>(const crdt::AuthorKey&)> accepted;
+    std::function<absl::StatusOr<crdt::RangeSet>(const crdt::AuthorKey&)> covered;
+    const ClaimOracle oracle = Oracle(txn, doc_num, nullptr, &accepted, &covered);
+    absl::StatusOr<ClaimVerdict> verdict = JudgeClaims(
+        delta->context, author, batch.header.seq_first, batch.header.seq_last, oracle);
+    if (!verdict.ok()) {
+      if (absl::IsInvalidArgument(verdict.status())) reason = &counters_.rejected_claims;
+      return verdict.status();
+    }
+    if (!verdict->uncovered.empty()) {
+      // Waits for the batches its claims need; bounded per author.
+      absl::StatusOr<std::pair<uint64_t, uint64_t>> waiting = txn.WaitingOf(author);
+      if (!waiting.ok()) return waiting.status();
+      if (waiting->first + 1 > kWaitingBatchesPerAuthorMax ||
+          waiting->second + batch.bytes.size() > kWaitingBytesPerAuthorMax) {
+        reason = &counters_.rejected_claims;
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "author ", author.Hex(), " already has ", waiting->first, " batches (",
+            waiting->second, " bytes) waiting for the batches their contexts claim; limits ",
+            kWaitingBatchesPerAuthorMax, " batches, ", kWaitingBytesPerAuthorMax, " bytes"));
+      }
       result.outcome = ApplyOutcome::kHeld;
-      return txn.PutHeld(batch.header.hlc, batch.bytes);
-    }
-    if (held_key != nullptr) {
-      if (absl::Status es = txn.EraseHeld(*held_key); !es.ok()) return es;
+      if (absl::Status ws = txn.PutWaiting(author, batch.header.document, batch.header.seq_first,
+                                           now, batch.bytes);
+          !ws.ok()) {
+        return ws;
+      }
+      // Batches that claim each other's seqs release together.
+      absl::StatusOr<std::vector<DecodedBatch>> releasable =
+          FindReleasable(txn, batch.header.document, doc_num);
+      if (!releasable.ok()) return releasable.status();
+      if (releasable->empty()) return absl::OkStatus();
+      absl::StatusOr<DocumentRecord> doc = txn.GetOrCreateDocument(batch.header.document);
+      if (!doc.ok()) return doc.status();
+      DocumentState state(&txn, &*doc);
+      if (absl::Status rs = ApplyReleasable(txn, *doc, state, *releasable, &released); !rs.ok()) {
+        return rs;
+      }
+      return state.Flush();
     }
     absl::StatusOr<DocumentRecord> doc = txn.GetOrCreateDocument(batch.header.document);
     if (!doc.ok()) return doc.status();
-    absl::StatusOr<crdt::RangeSet> coverage = txn.Coverage(doc->num, batch.header.author);
-    if (!coverage.ok()) return coverage.status();
-    const bool covered = coverage->ContainsAll(batch.header.seq_first, batch.header.seq_last);
     DocumentState state(&txn, &*doc);
-    absl::StatusOr<crdt::JoinResult> j = crdt::Join(&state, *delta);
-    if (!j.ok()) return j.status();
-    joined = *std::move(j);
-    // Stored batches of this author inside the new one's range are
-    // superseded by it (a compaction arrived), unless they prove an
-    // equivocation, now or recorded earlier: proofs stay, to travel.
-    std::vector<LogEntry> inside;
-    bool stored_already = false;
-    absl::Status ls = txn.ForEachLog(doc->num, batch.header.author, batch.header.seq_first,
-                                     batch.header.seq_last, [&](const LogEntry& e) {
-                                       if (e.bytes == batch.bytes) stored_already = true;
-                                       if (e.first >= batch.header.seq_first &&
-                                           e.last <= batch.header.seq_last) {
-                                         inside.push_back(e);
-                                       }
-                                       return true;
-                                     });
-    if (!ls.ok()) return ls;
-    std::vector<std::string> superseded;
-    for (const LogEntry& e : inside) {
-      absl::StatusOr<bool> proof = txn.HasEquivocationIn(doc->num, batch.header.author, e.first, e.last);
-      if (!proof.ok()) return proof.status();
-      if (!*proof) superseded.push_back(e.key);
+    // The body may run again (map growth): `delta` stays intact.
+    if (absl::Status js = JoinAndLog(txn, *doc, state, batch, *delta, verdict->inert,
+                                     &joined);
+        !js.ok()) {
+      return js;
     }
-    const bool state_news = joined.state_changed() || joined.context_changed;
-    if (covered && !state_news) {
-      result.outcome = ApplyOutcome::kDuplicate;
-      if (stored_already || superseded.empty()) {
-        return held_key != nullptr ? absl::OkStatus() : NothingToWrite();
+    result.outcome = joined.duplicate ? ApplyOutcome::kDuplicate : ApplyOutcome::kApplied;
+    if (!joined.written) return NothingToWrite();
+    if (joined.coverage_grew) {
+      absl::StatusOr<std::vector<uint32_t>> inert_docs = txn.InertClaimDocuments(author);
+      if (!inert_docs.ok()) return inert_docs.status();
+      if (std::find(inert_docs->begin(), inert_docs->end(), doc->num) != inert_docs->end()) {
+        if (absl::Status rs = RejoinLogs(txn, *doc, state, author); !rs.ok()) return rs;
       }
-    } else {
-      result.outcome = ApplyOutcome::kApplied;
-    }
-    TxnHighWater high_water(&txn);
-    ClockAdapter wall(clock_);
-    crdt::HybridClock hlc_clock(&wall);
-    if (absl::Status hs = hlc_clock.Observe(&high_water, batch.header.hlc); !hs.ok()) return hs;
-    if (!joined.equivocations.empty()) {
-      result.equivocation = true;
-      for (const crdt::Dot& d : joined.equivocations) {
-        if (absl::Status es = txn.PutEquivocation(doc->num, d.author, d.n); !es.ok()) return es;
-      }
-    } else {
-      for (const std::string& k : superseded) {
-        if (absl::Status es = txn.EraseLog(k); !es.ok()) return es;
+      absl::StatusOr<uint64_t> waiting = txn.CountWaiting();
+      if (!waiting.ok()) return waiting.status();
+      if (*waiting > 0) {
+        absl::StatusOr<std::vector<DecodedBatch>> releasable = FindReleasable(txn, doc->id, doc->num);
+        if (!releasable.ok()) return releasable.status();
+        if (absl::Status rs = ApplyReleasable(txn, *doc, state, *releasable, &released); !rs.ok()) {
+          return rs;
+        }
       }
     }
-    if (absl::Status ps = txn.PutLog(doc->num, batch.header.author, batch.header.seq_first,
-                                     batch.header.seq_last, batch.bytes);
-        !ps.ok()) {
-      return ps;
-    }
-    coverage->Insert(batch.header.seq_first, batch.header.seq_last);
-    if (absl::Status cs = txn.SetCoverage(doc->num, batch.header.author, *coverage); !cs.ok()) return cs;
-    if (absl::Status fs = state.Flush(); !fs.ok()) return fs;
-    if (joined.state_changed()) {
-      Change c = MakeChange(batch.header.document, joined, /*remote=*/true, batch.header.author);
-      if (absl::Status as = txn.AppendChange(ToRecord(c, batch.header.author)); !as.ok()) return as;
-    }
-    return absl::OkStatus();
+    return state.Flush();
   });
   if (IsNothingToWrite(s)) s = absl::OkStatus();
-  if (!s.ok()) return reject(Note(s), untrusted ? &counters_.rejected_untrusted : nullptr);
-  result.state_changed = result.outcome == ApplyOutcome::kApplied && joined.state_changed();
+  if (!s.ok()) return reject(Note(s), reason);
+  result.equivocation = joined.equivocation;
+  result.state_changed = result.outcome == ApplyOutcome::kApplied && joined.joined.state_changed();
   switch (result.outcome) {
     case ApplyOutcome::kApplied:
       counters_.batches_applied.fetch_add(1, std::memory_order_relaxed);
       counters_.bytes_applied.fetch_add(batch.bytes.size(), std::memory_order_relaxed);
       if (result.equivocation) counters_.equivocations.fetch_add(1, std::memory_order_relaxed);
-      if (joined.state_changed()) {
-        Notify(MakeChange(batch.header.document, joined, /*remote=*/true, batch.header.author));
-      }
       break;
     case ApplyOutcome::kDuplicate:
       counters_.batches_duplicate.fetch_add(1, std::memory_order_relaxed);
       break;
     case ApplyOutcome::kHeld:
-      counters_.batches_held.fetch_add(1, std::memory_order_relaxed);
-      break;
     case ApplyOutcome::kRejected:
       break;
   }
+  // The batch itself may have been released with the waiting ones.
+  const std::string own_key = StoreTxn::WaitingKey(author, batch.header.document,
+                                                   batch.header.seq_first, batch.bytes);
+  uint64_t others_released = released.released_keys.size();
+  if (result.outcome == ApplyOutcome::kHeld &&
+      std::find(released.released_keys.begin(), released.released_keys.end(), own_key) !=
+          released.released_keys.end()) {
+    result.outcome = ApplyOutcome::kApplied;
+    --others_released;
+    counters_.batches_applied.fetch_add(1, std::memory_order_relaxed);
+    counters_.bytes_applied.fetch_add(batch.bytes.size(), std::memory_order_relaxed);
+  } else if (result.outcome == ApplyOutcome::kHeld) {
+    counters_.batches_held.fetch_add(1, std::memory_order_relaxed);
+  }
+  counters_.batches_applied.fetch_add(others_released, std::memory_order_relaxed);
+  counters_.equivocations.fetch_add(released.equivocations, std::memory_order_relaxed);
+  if (result.outcome == ApplyOutcome::kApplied) {
+    for (const Change& c : joined.changes) Notify(c);
+  }
+  for (const Change& c : released.changes) Notify(c);
+  result.released = others_released;
   return result;
 }
 
@@ -632,37 +915,75 @@ ApplyReport ReplicaCore::ApplyBatches(const std::vector<std::string>& batches) {
         report.reasons.push_back(absl::StrCat("batch ", i + 1, ": ", r.status.message()));
         break;
     }
+    // Batches that were waiting and that this one let through.
+    report.applied += r.released;
+    report.held -= std::min(report.held, r.released);
     if (r.equivocation) ++report.equivocations;
   }
-  (void)ReleaseHeldBatches();
+  (void)ExpireWaitingBatches();
   return report;
 }
 
-absl::StatusOr<uint64_t> ReplicaCore::ReleaseHeldBatches() {
+absl::StatusOr<uint64_t> ReplicaCore::ExpireWaitingBatches() {
   const uint64_t now = clock_->NowMillis();
-  const uint64_t horizon = crdt::HlcFromMillis(now + options_.future_skew_max_ms + 1) - 1;
-  std::vector<std::pair<std::string, std::string>> due;
-  absl::Status s = store_->Read([&](StoreTxn& txn) -> absl::Status {
-    absl::StatusOr<std::vector<std::pair<std::string, std::string>>> held =
-        txn.HeldUpTo(horizon, kHeldReleasedMax);
-    if (!held.ok()) return held.status();
-    due = *std::move(held);
+  uint64_t expired = 0;
+  absl::Status s = store_->Write([&](StoreTxn& txn) -> absl::Status {
+    expired = 0;
+    absl::StatusOr<uint64_t> count = txn.CountWaiting();
+    if (!count.ok()) return count.status();
+    if (*count == 0) return NothingToWrite();
+    std::vector<std::string> doomed;
+    absl::Status fs = txn.ForEachWaiting([&](const WaitingEntry& e) {
+      if (now > e.since_ms && now - e.since_ms > kClaimWaitMsMax) doomed.push_back(e.key);
+      return true;
+    });
+    if (!fs.ok()) return fs;
+    if (doomed.empty()) return NothingToWrite();
+    for (const std::string& k : doomed) {
+      if (absl::Status es = txn.EraseWaiting(k); !es.ok()) return es;
+    }
+    expired = doomed.size();
     return absl::OkStatus();
   });
-  if (!s.ok()) return s;
-  uint64_t released = 0;
-  for (const auto& entry : due) {
-    const std::string& key = entry.first;
-    absl::StatusOr<transport::OpenedBatch> opened = transport::OpenBatch(entry.second);
-    if (!opened.ok()) {
-      // Verified when it was held; a damaged record is dropped.
-      (void)store_->Write([&](StoreTxn& txn) { return txn.EraseHeld(key); });
-      continue;
-    }
-    ApplyResult r = ApplyOpened(*std::move(opened), &key);
-    if (r.outcome != ApplyOutcome::kRejected) ++released;
+  if (IsNothingToWrite(s)) return 0;
+  if (!s.ok()) return Note(s);
+  counters_.batches_rejected.fetch_add(expired, std::memory_order_relaxed);
+  counters_.rejected_claims.fetch_add(expired, std::memory_order_relaxed);
+  return expired;
+}
+
+absl::Status ReplicaCore::MigrateStore() {
+  uint32_t version = 0;
+  absl::Status s = store_->Read([&](StoreTxn& txn) -> absl::Status {
+    absl::StatusOr<uint32_t> v = txn.FormatVersion();
+    if (!v.ok()) return v.status();
+    version = *v;
+    return absl::OkStatus();
+  });
+  if (!s.ok() || version >= kStoreFormatVersion) return s;
+  // Format 1 held batches whose time had not come: apply them now (format 2
+  // applies future-stamped batches at once). Each is erased only after it
+  // was applied, so a crash here loses nothing; the next open goes on.
+  while (true) {
+    std::vector<std::pair<std::string, std::string>> held;
+    s = store_->Read([&](StoreTxn& txn) -> absl::Status {
+      absl::StatusOr<std::vector<std::pair<std::string, std::string>>> h = txn.LegacyHeld(1024);
+      if (!h.ok()) return h.status();
+      held = *std::move(h);
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
+    if (held.empty()) break;
+    for (const auto& [key, bytes] : held) (void)ApplyBatch(bytes);
+    s = store_->Write([&](StoreTxn& txn) -> absl::Status {
+      for (const auto& entry : held) {
+        if (absl::Status es = txn.EraseLegacyHeld(entry.first); !es.ok()) return es;
+      }
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
   }
-  return released;
+  return store_->Write([&](StoreTxn& txn) { return txn.SetFormatVersion(kStoreFormatVersion); });
 }
 
 absl::StatusOr<std::string> ReplicaCore::ReadJson(absl::string_view document,
@@ -824,6 +1145,7 @@ ReplicaStats ReplicaCore::stats() const {
   s.rejected_bad_signature = counters_.rejected_bad_signature.load();
   s.rejected_untrusted = counters_.rejected_untrusted.load();
   s.rejected_malformed = counters_.rejected_malformed.load();
+  s.rejected_claims = counters_.rejected_claims.load();
   s.equivocations = counters_.equivocations.load();
   s.compactions = counters_.compactions.load();
   s.bytes_applied = counters_.bytes_applied.load();

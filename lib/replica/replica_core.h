@@ -28,8 +28,12 @@
 #include "crdt/compact_codec.h"
 #include "crdt/delta.h"
 #include "crdt/hlc.h"
+#include "crdt/join.h"
 #include "edgesync/types.h"
+#include "absl/container/flat_hash_map.h"
+#include "lib/replica/claims.h"
 #include "lib/replica/pending_mutation.h"
+#include "lib/store/document_state.h"
 #include "lib/store/replica_store.h"
 #include "transport/batch.h"
 #include "transport/partial_transfers.h"
@@ -37,7 +41,8 @@
 
 namespace edgesync::internal {
 
-// What happened to one batch.
+// What happened to one batch. kHeld: it waits for the batches its context
+// claims (lib/replica/claims.h).
 enum class ApplyOutcome { kApplied, kDuplicate, kHeld, kRejected };
 
 struct ApplyResult {
@@ -47,6 +52,8 @@ struct ApplyResult {
   // The document's state changed (and a change was recorded in the feed).
   bool state_changed = false;
   std::string document;
+  // Waiting batches this one let through (applied with it).
+  uint64_t released = 0;
 };
 
 // Thread-safe.
@@ -74,11 +81,11 @@ class ReplicaCore {
 
   // Verifies and applies one signed batch.
   ApplyResult ApplyBatch(absl::string_view bytes);
-  // Applies each batch, then any held batch whose time has come.
+  // Applies each batch, then drops waiting batches that waited too long.
   ApplyReport ApplyBatches(const std::vector<std::string>& batches);
-  // Applies held batches whose time is no longer too far ahead. Returns how
-  // many left the hold.
-  absl::StatusOr<uint64_t> ReleaseHeldBatches();
+  // Drops batches that have waited longer than kClaimWaitMsMax for the
+  // batches their claims need (counted as rejected). Returns how many.
+  absl::StatusOr<uint64_t> ExpireWaitingBatches();
 
   absl::StatusOr<std::string> ReadJson(absl::string_view document, absl::string_view path);
   absl::StatusOr<std::string> ReadConflictsJson(absl::string_view document, absl::string_view path);
@@ -137,6 +144,7 @@ class ReplicaCore {
     std::atomic<uint64_t> rejected_bad_signature{0};
     std::atomic<uint64_t> rejected_untrusted{0};
     std::atomic<uint64_t> rejected_malformed{0};
+    std::atomic<uint64_t> rejected_claims{0};
     std::atomic<uint64_t> equivocations{0};
     std::atomic<uint64_t> compactions{0};
     std::atomic<uint64_t> bytes_applied{0};
@@ -146,20 +154,69 @@ class ReplicaCore {
   ReplicaCore(std::string dir, const ReplicaOptions& options, transport::SigningKey identity,
               std::unique_ptr<ReplicaStore> store, std::unique_ptr<WallClock> owned_clock);
 
-  ApplyResult ApplyOpened(transport::OpenedBatch batch, const std::string* held_key);
+  // What JoinAndLog did.
+  struct JoinOutcome {
+    crdt::JoinResult joined;
+    bool duplicate = false;      // covered already and nothing new
+    bool written = false;        // the transaction has something to commit
+    bool coverage_grew = false;
+    bool equivocation = false;
+    std::vector<Change> changes;
+  };
+  // A waiting batch, opened and decoded.
+  struct DecodedBatch {
+    transport::OpenedBatch batch;
+    crdt::Delta delta;
+    std::string waiting_key;
+  };
+  struct ReleaseOutcome {
+    std::vector<std::string> released_keys;
+    uint64_t equivocations = 0;
+    std::vector<Change> changes;
+  };
+
+  ApplyResult ApplyOpened(transport::OpenedBatch batch);
+  // The claim oracle of document `doc` inside `txn`; `extra` adds ranges
+  // counted as covered. The two functions hold the oracle's callables.
+  ClaimOracle Oracle(StoreTxn& txn, uint32_t doc,
+                     const absl::flat_hash_map<crdt::AuthorKey, crdt::RangeSet>* extra,
+                     std::function<absl::StatusOr<bool>(const crdt::AuthorKey&)>* accepted,
+                     std::function<absl::StatusOr<crdt::RangeSet>(const crdt::AuthorKey&)>* covered);
+  // Joins `delta` (its `inert` claims dropped and recorded) into the
+  // document, logs the batch, supersedes what it covers, records
+  // equivocations and the change.
+  absl::Status JoinAndLog(StoreTxn& txn, DocumentRecord& doc, DocumentState& state,
+                          const transport::OpenedBatch& batch, const crdt::Delta& delta,
+                          const std::vector<crdt::AuthorKey>& inert, JoinOutcome* out);
+  // Joins again every logged batch of `doc` whose context claims dots of
+  // `claimed`, now that more of those claims can act (rule 0: the state is
+  // a function of the batches held and the authors accepted).
+  absl::Status RejoinLogs(StoreTxn& txn, DocumentRecord& doc, DocumentState& state,
+                          const crdt::AuthorKey& claimed);
+  // The waiting batches of `document` that can be applied now: the largest
+  // set whose claims are covered by this replica's coverage plus the set's
+  // own ranges (compacted batches of two authors may claim each other's).
+  absl::StatusOr<std::vector<DecodedBatch>> FindReleasable(StoreTxn& txn,
+                                                           absl::string_view document,
+                                                           uint32_t doc_num);
+  // Applies `batches` (from FindReleasable) and takes them out of waiting.
+  absl::Status ApplyReleasable(StoreTxn& txn, DocumentRecord& doc, DocumentState& state,
+                               const std::vector<DecodedBatch>& batches, ReleaseOutcome* out);
+  // Brings a store of an older format to kStoreFormatVersion.
+  absl::Status MigrateStore();
   // Merges the newest own batches of `doc` while neighbours are within 2x
   // in size.
-  absl::Status CompactTiers(StoreTxn& txn, class DocumentState& state, DocumentRecord& doc);
+  absl::Status CompactTiers(StoreTxn& txn, DocumentState& state, DocumentRecord& doc);
   // Replaces own log entries `group` (contiguous, in order) with one
   // compacted batch.
-  absl::Status MergeOwnEntries(StoreTxn& txn, class DocumentState& state, DocumentRecord& doc,
+  absl::Status MergeOwnEntries(StoreTxn& txn, DocumentState& state, DocumentRecord& doc,
                                const std::vector<LogEntry>& group);
   // Encodes and signs `delta`; kResourceExhausted if its uncompressed size
   // is over what receivers accept.
   absl::StatusOr<std::string> SealDelta(const transport::BatchHeader& header,
                                         const crdt::Delta& delta,
                                         crdt::CompressionEffort effort) const;
-  absl::StatusOr<std::string> SealCompacted(class DocumentState& state, const DocumentRecord& doc,
+  absl::StatusOr<std::string> SealCompacted(DocumentState& state, const DocumentRecord& doc,
                                             uint64_t first, uint64_t last,
                                             const std::vector<LogEntry>& sources,
                                             crdt::CompressionEffort effort);

@@ -86,6 +86,8 @@ absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(const std::stri
       {"coverage", &dbs.coverage, 0},
       {"log", &dbs.log, 0},
       {"held", &dbs.held, 0},
+      {"waiting", &dbs.waiting, 0},
+      {"inert_claims", &dbs.inert_claims, 0},
       {"equivocations", &dbs.equivocations, 0},
       {"changes", &dbs.changes, 0},
   };
@@ -388,32 +390,139 @@ absl::Status StoreTxn::ForEachLog(uint32_t doc, const crdt::AuthorKey& author, u
   return s.ok() ? bad : s;
 }
 
-absl::Status StoreTxn::PutHeld(uint64_t hlc, absl::string_view batch) {
-  std::string key;
-  AppendU64(&key, hlc);
-  key.append(Blake2b256(batch).substr(0, 8));
-  return write().Put(dbs_.held, key, batch);
-}
-
-absl::StatusOr<uint64_t> StoreTxn::CountHeld() { return read_->CountEntries(dbs_.held); }
-
-absl::StatusOr<std::vector<std::pair<std::string, std::string>>> StoreTxn::HeldUpTo(
-    uint64_t hlc_max, size_t count_max) {
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> StoreTxn::LegacyHeld(
+    size_t count_max) {
   std::vector<std::pair<std::string, std::string>> out;
-  std::string end;
-  AppendU64(&end, hlc_max == UINT64_MAX ? hlc_max : hlc_max + 1);
-  absl::Status s = read_->ForEachInRange(dbs_.held, "", hlc_max == UINT64_MAX ? "" : end,
-                                         [&](absl::string_view k, absl::string_view v) {
-                                           out.emplace_back(std::string(k), std::string(v));
-                                           return out.size() < count_max;
-                                         });
+  absl::Status s = read_->ForEachWithPrefix(dbs_.held, "", [&](absl::string_view k, absl::string_view v) {
+    out.emplace_back(std::string(k), std::string(v));
+    return out.size() < count_max;
+  });
   if (!s.ok()) return s;
   return out;
 }
 
-absl::Status StoreTxn::EraseHeld(const std::string& key) {
-  absl::StatusOr<bool> erased = write().Del(dbs_.held, key);
-  return erased.status();
+absl::Status StoreTxn::EraseLegacyHeld(const std::string& key) {
+  return write().Del(dbs_.held, key).status();
+}
+
+absl::StatusOr<uint32_t> StoreTxn::FormatVersion() {
+  absl::StatusOr<std::optional<absl::string_view>> format = read_->Get(dbs_.meta, kMetaFormat);
+  if (!format.ok()) return format.status();
+  if (!format->has_value()) return Damaged("format version missing");
+  FieldReader in(**format);
+  const uint32_t version = in.U32();
+  if (!in.done()) return Damaged("format version");
+  return version;
+}
+
+absl::Status StoreTxn::SetFormatVersion(uint32_t version) {
+  return write().Put(dbs_.meta, kMetaFormat, U32Key(version));
+}
+
+std::string StoreTxn::WaitingKey(const crdt::AuthorKey& author, absl::string_view document,
+                                 uint64_t first, absl::string_view batch) {
+  std::string key(author.view());
+  AppendU8(&key, static_cast<uint8_t>(document.size()));
+  key.append(document.data(), document.size());
+  AppendU64(&key, first);
+  key.append(Blake2b256(batch).substr(0, 8));
+  return key;
+}
+
+absl::Status StoreTxn::PutWaiting(const crdt::AuthorKey& author, absl::string_view document,
+                                  uint64_t first, uint64_t since_ms, absl::string_view batch) {
+  const std::string key = WaitingKey(author, document, first, batch);
+  std::string value;
+  AppendU64(&value, since_ms);
+  value.append(batch.data(), batch.size());
+  return write().Put(dbs_.waiting, key, value);
+}
+
+absl::StatusOr<uint64_t> StoreTxn::CountWaiting() { return read_->CountEntries(dbs_.waiting); }
+
+namespace {
+
+// Parses a `waiting` entry; false if it is damaged.
+bool ParseWaiting(absl::string_view k, absl::string_view v, WaitingEntry* e) {
+  if (k.size() < crdt::kAuthorKeyBytes + 1 + 8 + 8 || v.size() < 8) return false;
+  absl::StatusOr<crdt::AuthorKey> author = crdt::AuthorKey::FromBytes(k.substr(0, crdt::kAuthorKeyBytes));
+  if (!author.ok()) return false;
+  e->key = std::string(k);
+  e->author = *author;
+  FieldReader in(k.substr(crdt::kAuthorKeyBytes));
+  e->document = std::string(in.Bytes(in.U8()));
+  in.U64();
+  in.Bytes(8);
+  FieldReader value(v.substr(0, 8));
+  e->since_ms = value.U64();
+  e->bytes = v.substr(8);
+  return in.done() && value.ok();
+}
+
+}  // namespace
+
+absl::StatusOr<std::pair<uint64_t, uint64_t>> StoreTxn::WaitingOf(const crdt::AuthorKey& author) {
+  std::pair<uint64_t, uint64_t> out{0, 0};
+  absl::Status s = read_->ForEachWithPrefix(dbs_.waiting, author.view(),
+                                            [&](absl::string_view, absl::string_view v) {
+                                              ++out.first;
+                                              out.second += v.size();
+                                              return true;
+                                            });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status StoreTxn::ForEachWaiting(absl::FunctionRef<bool(const WaitingEntry&)> fn) {
+  bool bad = false;
+  absl::Status s = read_->ForEachWithPrefix(dbs_.waiting, "", [&](absl::string_view k, absl::string_view v) {
+    WaitingEntry e;
+    if (!ParseWaiting(k, v, &e)) {
+      bad = true;
+      return false;
+    }
+    return fn(e);
+  });
+  if (!s.ok()) return s;
+  return bad ? Damaged("waiting batch") : absl::OkStatus();
+}
+
+absl::Status StoreTxn::EraseWaiting(const std::string& key) {
+  return write().Del(dbs_.waiting, key).status();
+}
+
+absl::Status StoreTxn::PutInertClaim(const crdt::AuthorKey& claimed, uint32_t doc) {
+  std::string key(claimed.view());
+  AppendU32(&key, doc);
+  return write().Put(dbs_.inert_claims, key, "");
+}
+
+absl::StatusOr<std::vector<uint32_t>> StoreTxn::InertClaimDocuments(const crdt::AuthorKey& claimed) {
+  std::vector<uint32_t> docs;
+  bool bad = false;
+  absl::Status s = read_->ForEachWithPrefix(dbs_.inert_claims, claimed.view(),
+                                            [&](absl::string_view k, absl::string_view) {
+                                              FieldReader in(k.substr(crdt::kAuthorKeyBytes));
+                                              docs.push_back(in.U32());
+                                              bad = !in.done();
+                                              return !bad;
+                                            });
+  if (!s.ok()) return s;
+  if (bad) return Damaged("inert claim");
+  return docs;
+}
+
+absl::Status StoreTxn::EraseInertClaim(const crdt::AuthorKey& claimed, uint32_t doc) {
+  std::string key(claimed.view());
+  AppendU32(&key, doc);
+  return write().Del(dbs_.inert_claims, key).status();
+}
+
+absl::StatusOr<std::optional<DocumentRecord>> StoreTxn::FindDocumentByNum(uint32_t num) {
+  absl::StatusOr<std::optional<absl::string_view>> id = read_->Get(dbs_.document_ids, U32Key(num));
+  if (!id.ok()) return id.status();
+  if (!id->has_value()) return std::optional<DocumentRecord>();
+  return FindDocument(std::string(**id));
 }
 
 absl::Status StoreTxn::PutEquivocation(uint32_t doc, const crdt::AuthorKey& author, uint64_t n) {

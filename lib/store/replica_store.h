@@ -25,7 +25,10 @@
 
 namespace edgesync::internal {
 
-inline constexpr uint32_t kStoreFormatVersion = 1;
+// Format 2 replaced time-held batches (`held`, format 1) with batches
+// waiting for the batches their claims need (`waiting`) and added
+// `inert_claims`; a format-1 store is migrated on open (ReplicaCore).
+inline constexpr uint32_t kStoreFormatVersion = 2;
 
 // The named databases. Thread-compatible value type.
 struct StoreDbs {
@@ -42,7 +45,9 @@ struct StoreDbs {
   Dbi context;
   Dbi coverage;
   Dbi log;
-  Dbi held;
+  Dbi held;  // format 1 only: emptied by the migration to format 2
+  Dbi waiting;
+  Dbi inert_claims;
   Dbi equivocations;
   Dbi changes;
 };
@@ -61,6 +66,15 @@ struct LogEntry {
   uint64_t first = 0;
   uint64_t last = 0;
   std::string key;  // the log key, for Erase
+  absl::string_view bytes;
+};
+
+// A batch waiting for the batches its claims need. `bytes` as LogEntry's.
+struct WaitingEntry {
+  std::string key;  // for EraseWaiting
+  crdt::AuthorKey author;
+  std::string document;
+  uint64_t since_ms = 0;  // when it began waiting (wall clock)
   absl::string_view bytes;
 };
 
@@ -151,13 +165,35 @@ class StoreTxn {
   absl::Status ForEachLog(uint32_t doc, const crdt::AuthorKey& author, uint64_t first,
                           uint64_t last, absl::FunctionRef<bool(const LogEntry&)> fn);
 
-  // batches held until the clock reaches their time
-  absl::Status PutHeld(uint64_t hlc, absl::string_view batch);
-  absl::StatusOr<uint64_t> CountHeld();
-  // Held batches with time <= `hlc_max`, oldest first; each is copied.
-  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> HeldUpTo(uint64_t hlc_max,
-                                                                           size_t count_max);
-  absl::Status EraseHeld(const std::string& key);
+  // Format 1's time-held batches (key, batch), copied, for the migration.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> LegacyHeld(size_t count_max);
+  absl::Status EraseLegacyHeld(const std::string& key);
+  // The recorded store format; older than kStoreFormatVersion until
+  // ReplicaCore's migration has run.
+  absl::StatusOr<uint32_t> FormatVersion();
+  absl::Status SetFormatVersion(uint32_t version);
+
+  // batches waiting for the batches their claims need (lib/replica/claims.h)
+  absl::Status PutWaiting(const crdt::AuthorKey& author, absl::string_view document, uint64_t first,
+                          uint64_t since_ms, absl::string_view batch);
+  absl::StatusOr<uint64_t> CountWaiting();
+  // The `waiting` key PutWaiting stores a batch under.
+  static std::string WaitingKey(const crdt::AuthorKey& author, absl::string_view document,
+                                uint64_t first, absl::string_view batch);
+  // Waiting batches of `author` (all documents): how many, and their bytes.
+  absl::StatusOr<std::pair<uint64_t, uint64_t>> WaitingOf(const crdt::AuthorKey& author);
+  // Every waiting batch, in (author, document, first) order.
+  absl::Status ForEachWaiting(absl::FunctionRef<bool(const WaitingEntry&)> fn);
+  absl::Status EraseWaiting(const std::string& key);
+
+  // inert claims: documents holding batches whose contexts claim dots of
+  // an author this replica did not accept when they were applied
+  absl::Status PutInertClaim(const crdt::AuthorKey& claimed, uint32_t doc);
+  // The documents with inert claims on `claimed`.
+  absl::StatusOr<std::vector<uint32_t>> InertClaimDocuments(const crdt::AuthorKey& claimed);
+  absl::Status EraseInertClaim(const crdt::AuthorKey& claimed, uint32_t doc);
+  // The document record by number; nullopt if absent.
+  absl::StatusOr<std::optional<DocumentRecord>> FindDocumentByNum(uint32_t num);
 
   // equivocations: (doc, author, dot) found signed with two values
   absl::Status PutEquivocation(uint32_t doc, const crdt::AuthorKey& author, uint64_t n);

@@ -59,6 +59,8 @@ void CheckLogReplays(Replica& r, const ScratchDir& dir, uint64_t min_seqs) {
   ASSERT_TRUE(in.ok()) << in.status();
   EXPECT_EQ(in->batches.rejected, 0u) << (in->batches.reasons.empty() ? "" : in->batches.reasons[0]);
   EXPECT_EQ(in->batches.equivocations, 0u);
+  EXPECT_EQ(in->batches.held, 0u);
+  EXPECT_EQ(WaitingBatches(*fresh), 0u);
   EXPECT_EQ(StoredEquivocations(*fresh, kDoc), 0u);
   EXPECT_EQ(MustDigest(fresh->document(kDoc)), MustDigest(r.document(kDoc)));
 }

@@ -206,6 +206,21 @@ inline absl::StatusOr<std::vector<std::string>> BundleBatches(const std::string&
   return out;
 }
 
+// A well-formed bundle file (ESBUNDL1, valid checksum) holding `batches`.
+inline std::string MakeBundle(const std::vector<std::string>& batches) {
+  std::string file = "ESBUNDL1";
+  auto be = [&](uint64_t v, int bytes) {
+    for (int i = bytes - 1; i >= 0; --i) file.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  };
+  be(batches.size(), 8);
+  for (const std::string& x : batches) {
+    be(x.size(), 4);
+    file += x;
+  }
+  file += internal::Blake2b256(file);
+  return file;
+}
+
 // Exports every batch of `r` and returns them.
 inline std::vector<std::string> ExportAll(Replica& r, const std::string& file) {
   absl::StatusOr<BundleReport> rep = r.ExportBundle(file);
@@ -283,6 +298,19 @@ class ForgedAuthor {
   crdt::MemoryStore state_;
   uint64_t next_dot_ = 1;
 };
+
+// Batches waiting on `r` for the batches their claims need.
+inline uint64_t WaitingBatches(Replica& r) {
+  uint64_t n = 0;
+  absl::Status s = r.core().store().Read([&](internal::StoreTxn& txn) -> absl::Status {
+    absl::StatusOr<uint64_t> c = txn.CountWaiting();
+    if (!c.ok()) return c.status();
+    n = *c;
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(s.ok()) << s;
+  return n;
+}
 
 inline crdt::Path P(absl::string_view text) { return crdt::Path::Parse(text).value(); }
 inline crdt::Tree StringTree(std::string s) {

@@ -141,17 +141,7 @@ TEST_F(SecurityTest, BundleWithAValidChecksumOverATamperedBatch) {
   } else {
     b[b.size() / 2] = static_cast<char>(b[b.size() / 2] ^ 0x20);
   }
-  std::string file = "ESBUNDL1";
-  auto be = [&](uint64_t v, int bytes) {
-    for (int i = bytes - 1; i >= 0; --i) file.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-  };
-  be(batches.size(), 8);
-  for (const std::string& x : batches) {
-    be(x.size(), 4);
-    file += x;
-  }
-  file += internal::Blake2b256(file);
-  ASSERT_TRUE(WriteFile(dir_.Sub("forged.bundle"), file).ok());
+  ASSERT_TRUE(WriteFile(dir_.Sub("forged.bundle"), MakeBundle(batches)).ok());
   absl::StatusOr<BundleReport> rep = target_->ImportBundle(dir_.Sub("forged.bundle"));
   ASSERT_TRUE(rep.ok()) << rep.status();
   EXPECT_EQ(rep->batches.applied, 1u);

@@ -237,9 +237,9 @@ void Simulation::OnMessage(ConnectionId c, EndpointId to, const std::string& byt
 
 void Simulation::ReleaseHeld(Node& n) {
   if (!n.up) return;
-  absl::StatusOr<uint64_t> released = n.replica->core().ReleaseHeldBatches();
-  if (!released.ok()) {
-    Fail(absl::StrCat("node ", n.id, ": ReleaseHeldBatches: ", released.status().ToString()));
+  absl::StatusOr<uint64_t> expired = n.replica->core().ExpireWaitingBatches();
+  if (!expired.ok()) {
+    Fail(absl::StrCat("node ", n.id, ": ExpireWaitingBatches: ", expired.status().ToString()));
   }
 }
 
