@@ -20,6 +20,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <deque>
@@ -41,14 +42,15 @@ constexpr size_t kStreamHeaderBytes = crypto_secretstream_xchacha20poly1305_HEAD
 constexpr size_t kEphemeralBytes = crypto_kx_PUBLICKEYBYTES;
 constexpr size_t kSessionKeyBytes = crypto_kx_SESSIONKEYBYTES;
 constexpr size_t kLengthBytes = 4;
-constexpr size_t kHelloPrefixBytes = 4 + 2;  // magic, version
-constexpr size_t kHelloBytes = kHelloPrefixBytes + kEphemeralBytes;
+constexpr size_t kHelloPrefixBytes = 4 + 2;  // magic, first version field
+constexpr size_t kHelloBytes = kHelloPrefixBytes + 2 + kEphemeralBytes;
 constexpr size_t kStaticCipherBytes = crdt::kAuthorKeyBytes + kAbytes;
 constexpr size_t kSignatureCipherBytes = kSignatureBytes + kAbytes;
 // Frames are coalesced into writes of about this size.
 constexpr size_t kWriteBatchBytes = 256u << 10;
 
 static_assert(kFrameOverheadBytes == kLengthBytes + kAbytes);
+static_assert(kHelloBytes == kChannelHelloBytes);
 static_assert(crypto_kx_SESSIONKEYBYTES == crypto_secretstream_xchacha20poly1305_KEYBYTES);
 static_assert(crdt::kAuthorKeyBytes == crypto_sign_PUBLICKEYBYTES);
 
@@ -101,7 +103,8 @@ class ChannelImpl final : public SecureChannel {
         options_(options),
         peer_(peer),
         push_(push),
-        pull_(pull) {}
+        pull_(pull),
+        last_rekey_(timer.now()) {}
 
   ~ChannelImpl() noexcept override {
     // Cancel the caller's promises first: they point into this object.
@@ -112,6 +115,7 @@ class ChannelImpl final : public SecureChannel {
 
   const crdt::AuthorKey& peer() const override { return peer_; }
   size_t queued_bytes() const override { return queued_bytes_; }
+  ChannelStats stats() const override { return stats_; }
 
   absl::Status Send(std::string frame) override {
     if (!failure_.ok()) {
@@ -246,7 +250,22 @@ class ChannelImpl final : public SecureChannel {
             cipher.begin(), cipher.size(), nullptr, 0) != 0) {
       return absl::DataLossError("frame failed authentication (corrupted, reordered or forged)");
     }
-    if (tag == crypto_secretstream_xchacha20poly1305_TAG_MESSAGE) return plaintext;
+    if (tag == crypto_secretstream_xchacha20poly1305_TAG_MESSAGE ||
+        tag == crypto_secretstream_xchacha20poly1305_TAG_REKEY) {
+      // libsodium has already rekeyed pull_ after a TAG_REKEY frame: a peer
+      // that goes on with the old key fails authentication (kDataLoss).
+      ++stats_.frames_received;
+      received_since_rekey_ += plaintext.size() + kFrameOverheadBytes;
+      if (tag == crypto_secretstream_xchacha20poly1305_TAG_REKEY) {
+        ++stats_.rekeys_received;
+        received_since_rekey_ = 0;
+      } else if (received_since_rekey_ > 2 * options_.rekey_bytes) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("peer sent ", received_since_rekey_, " bytes without rekeying (limit 2 * ",
+                         "rekey_bytes = ", 2 * options_.rekey_bytes, ")"));
+      }
+      return plaintext;
+    }
     if (tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL && plaintext.empty()) {
       peer_closed_ = true;
       return absl::UnavailableError("peer closed the channel");
@@ -289,7 +308,7 @@ class ChannelImpl final : public SecureChannel {
       queue_.pop_front();
       SealFrame(push_, f.plaintext,
                 f.final ? crypto_secretstream_xchacha20poly1305_TAG_FINAL
-                        : crypto_secretstream_xchacha20poly1305_TAG_MESSAGE,
+                        : NextDataTag(f.plaintext.size()),
                 wire.begin() + offset);
       offset += f.plaintext.size() + kFrameOverheadBytes;
       final = final || f.final;
@@ -300,6 +319,22 @@ class ChannelImpl final : public SecureChannel {
       if (final) ShutdownWrite();
       return WriteLoop();
     });
+  }
+
+  // The tag of the next data frame: TAG_REKEY once rekey_bytes were sent
+  // since the last rekey (this frame included) or rekey_interval_ms passed.
+  unsigned char NextDataTag(size_t plaintext_bytes) {
+    ++stats_.frames_sent;
+    sent_since_rekey_ += plaintext_bytes + kFrameOverheadBytes;
+    const kj::TimePoint now = timer_.now();
+    if (sent_since_rekey_ < options_.rekey_bytes &&
+        now - last_rekey_ < Ms(options_.rekey_interval_ms)) {
+      return crypto_secretstream_xchacha20poly1305_TAG_MESSAGE;
+    }
+    sent_since_rekey_ = 0;
+    last_rekey_ = now;
+    ++stats_.rekeys_sent;
+    return crypto_secretstream_xchacha20poly1305_TAG_REKEY;
   }
 
   // Closes both directions with `why` (the first failure wins). When called
@@ -345,6 +380,11 @@ class ChannelImpl final : public SecureChannel {
   SecretStream pull_;
 
   absl::Status failure_;  // OK until the channel fails; then sticky
+  ChannelStats stats_;
+  // Rekeying (ChannelOptions::rekey_bytes, rekey_interval_ms).
+  uint64_t sent_since_rekey_ = 0;
+  uint64_t received_since_rekey_ = 0;
+  kj::TimePoint last_rekey_;
 
   // Receive side.
   std::array<kj::byte, kLengthBytes> length_{};
@@ -366,7 +406,7 @@ class ChannelImpl final : public SecureChannel {
 
 // ---------------------------------------------------------------------------
 // The handshake: three flights each way, run concurrently by both sides.
-//   1. hello (clear):  "ESYN" ‖ u16 version ‖ ephemeral X25519 key
+//   1. hello (clear):  "ESYN" ‖ u16 version min ‖ u16 version max ‖ ephemeral X25519 key
 //   2. secretstream header (clear) ‖ frame{static ed25519 key}
 //   3. frame{signature}, sent only once the peer's static key is trusted
 // Reads run in order on one chain; writes are queued on a second chain so a
@@ -397,11 +437,14 @@ class HandshakeRun {
 
   kj::Promise<HandshakeResult> Run() {
     crypto_kx_keypair(ephemeral_.data(), ephemeral_secret_.data());
+    std::memcpy(hello_.data(), kChannelMagic.data(), kChannelMagic.size());
+    hello_[4] = static_cast<kj::byte>(kChannelProtocolVersionMin >> 8);
+    hello_[5] = static_cast<kj::byte>(kChannelProtocolVersionMin & 0xff);
+    hello_[6] = static_cast<kj::byte>(kChannelProtocolVersionMax >> 8);
+    hello_[7] = static_cast<kj::byte>(kChannelProtocolVersionMax & 0xff);
+    std::memcpy(hello_.data() + 8, ephemeral_.data(), kEphemeralBytes);
     kj::Array<kj::byte> hello = kj::heapArray<kj::byte>(kHelloBytes);
-    std::memcpy(hello.begin(), kChannelMagic.data(), kChannelMagic.size());
-    hello[4] = static_cast<kj::byte>(kChannelProtocolVersion >> 8);
-    hello[5] = static_cast<kj::byte>(kChannelProtocolVersion & 0xff);
-    std::memcpy(hello.begin() + kHelloPrefixBytes, ephemeral_.data(), kEphemeralBytes);
+    std::memcpy(hello.begin(), hello_.data(), kHelloBytes);
     QueueWrite(kj::mv(hello));
 
     // The prefix first, so that a peer of another version whose hello has
@@ -415,13 +458,26 @@ class HandshakeRun {
                              reinterpret_cast<const char*>(in_.data()), kHelloPrefixBytes)),
                          ")")));
       }
-      const uint16_t version = static_cast<uint16_t>((in_[4] << 8) | in_[5]);
-      if (version != kChannelProtocolVersion) {
-        return HandshakeResult(absl::FailedPreconditionError(
-            absl::StrCat("peer speaks protocol version ", version, ", this build speaks ",
-                         kChannelProtocolVersion)));
+      std::memcpy(peer_hello_.data(), in_.data(), kHelloPrefixBytes);
+      const uint16_t min = static_cast<uint16_t>((in_[4] << 8) | in_[5]);
+      if (min < 2) {
+        // Version 1's hello had one version field and no range.
+        return HandshakeResult(VersionMismatch(min, min));
       }
-      return ReadExact(kEphemeralBytes).then([this](size_t m) { return OnHello(m); });
+      return ReadExact(2).then([this, min](size_t m) -> kj::Promise<HandshakeResult> {
+        if (m < 2) return HandshakeResult(Ended(kHelloPrefixBytes + m));
+        std::memcpy(peer_hello_.data() + kHelloPrefixBytes, in_.data(), 2);
+        const uint16_t max = static_cast<uint16_t>((in_[0] << 8) | in_[1]);
+        if (max < min) {
+          return HandshakeResult(absl::InvalidArgumentError(
+              absl::StrCat("peer announced an empty version range ", min, "..", max)));
+        }
+        const uint16_t lo = std::max(min, kChannelProtocolVersionMin);
+        const uint16_t hi = std::min(max, kChannelProtocolVersionMax);
+        if (lo > hi) return HandshakeResult(VersionMismatch(min, max));
+        version_ = hi;  // the highest version both speak
+        return ReadExact(kEphemeralBytes).then([this](size_t k) { return OnHello(k); });
+      });
     });
   }
 
@@ -438,6 +494,12 @@ class HandshakeRun {
                         return written.attach(kj::mv(bytes));
                       })
                       .eagerlyEvaluate(nullptr);
+  }
+
+  static absl::Status VersionMismatch(uint16_t min, uint16_t max) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("peer speaks secure channel versions ", min, "..", max, ", this build speaks ",
+                     kChannelProtocolVersionMin, "..", kChannelProtocolVersionMax));
   }
 
   absl::Status Ended(size_t got) const {
@@ -474,6 +536,7 @@ class HandshakeRun {
   kj::Promise<HandshakeResult> OnHello(size_t n) {
     if (n < kEphemeralBytes) return HandshakeResult(Ended(n));
     std::memcpy(peer_ephemeral_.data(), in_.data(), kEphemeralBytes);
+    std::memcpy(peer_hello_.data() + kHelloPrefixBytes + 2, in_.data(), kEphemeralBytes);
     const int kx =
         role_ == ChannelRole::kDialer
             ? crypto_kx_client_session_keys(rx_.data(), tx_.data(), ephemeral_.data(),
@@ -519,13 +582,21 @@ class HandshakeRun {
         !s.ok()) {
       return HandshakeResult(s);
     }
+    if (peer_static_ == identity_.public_key()) {
+      // Whoever presents our own key is either this very node (which has
+      // nothing to gain from talking to itself) or someone shuttling our
+      // own flights back to us: refuse before signing anything.
+      return HandshakeResult(absl::UnauthenticatedError(
+          absl::StrCat("peer presents this side's own key ", KeyPrefix(peer_static_),
+                       "...: a reflected handshake or a connection to itself")));
+    }
     if (!trust_.IsTrustedPeer(peer_static_)) {
       return HandshakeResult(absl::UnauthenticatedError(
           absl::StrCat("peer key ", KeyPrefix(peer_static_), "... is not trusted")));
     }
 
     // Flight 3 out: frame{signature over the transcript}.
-    const std::string signature = identity_.Sign(kHandshakeSignatureTag, Transcript());
+    const std::string signature = identity_.Sign(kHandshakeSignatureTag, Transcript(role_));
     kj::Array<kj::byte> out = kj::heapArray<kj::byte>(kSignatureBytes + kFrameOverheadBytes);
     SealFrame(push_, signature, crypto_secretstream_xchacha20poly1305_TAG_MESSAGE, out.begin());
     QueueWrite(kj::mv(out));
@@ -549,8 +620,10 @@ class HandshakeRun {
         !s.ok()) {
       return HandshakeResult(s);
     }
+    const ChannelRole peer_role =
+        role_ == ChannelRole::kDialer ? ChannelRole::kListener : ChannelRole::kDialer;
     if (!VerifySignature(
-            peer_static_, kHandshakeSignatureTag, Transcript(),
+            peer_static_, kHandshakeSignatureTag, Transcript(peer_role),
             absl::string_view(reinterpret_cast<const char*>(signature.data()), signature.size()))) {
       return HandshakeResult(absl::UnauthenticatedError(absl::StrCat(
           "handshake signature of peer ", KeyPrefix(peer_static_), "... does not verify")));
@@ -562,18 +635,23 @@ class HandshakeRun {
     });
   }
 
-  // dialer ephemeral ‖ listener ephemeral ‖ dialer static ‖ listener static
-  std::string Transcript() const {
+  // What `signer` signs: u16 version ‖ u8 signer role ‖ dialer hello ‖
+  // listener hello ‖ dialer static ‖ listener static.
+  std::string Transcript(ChannelRole signer) const {
     const bool dialer = role_ == ChannelRole::kDialer;
     const auto view = [](const auto& a) {
       return absl::string_view(reinterpret_cast<const char*>(a.data()), a.size());
     };
-    const absl::string_view mine_e = view(ephemeral_);
-    const absl::string_view peer_e = view(peer_ephemeral_);
+    const char head[3] = {
+        static_cast<char>(version_ >> 8), static_cast<char>(version_ & 0xff),
+        static_cast<char>(signer == ChannelRole::kDialer ? kTranscriptRoleDialer
+                                                         : kTranscriptRoleListener)};
+    const absl::string_view mine_h = view(hello_);
+    const absl::string_view peer_h = view(peer_hello_);
     const absl::string_view mine_s = identity_.public_key().view();
     const absl::string_view peer_s = peer_static_.view();
-    return dialer ? absl::StrCat(mine_e, peer_e, mine_s, peer_s)
-                  : absl::StrCat(peer_e, mine_e, peer_s, mine_s);
+    return dialer ? absl::StrCat(absl::string_view(head, 3), mine_h, peer_h, mine_s, peer_s)
+                  : absl::StrCat(absl::string_view(head, 3), peer_h, mine_h, peer_s, mine_s);
   }
 
   kj::Own<kj::AsyncIoStream> stream_;
@@ -586,6 +664,9 @@ class HandshakeRun {
   std::array<kj::byte, kEphemeralBytes> ephemeral_{};
   std::array<kj::byte, crypto_kx_SECRETKEYBYTES> ephemeral_secret_{};
   std::array<kj::byte, kEphemeralBytes> peer_ephemeral_{};
+  std::array<kj::byte, kHelloBytes> hello_{};       // as sent
+  std::array<kj::byte, kHelloBytes> peer_hello_{};  // as received
+  uint16_t version_ = 0;                            // negotiated
   std::array<kj::byte, kSessionKeyBytes> rx_{};
   std::array<kj::byte, kSessionKeyBytes> tx_{};
   SecretStream push_{};
@@ -610,11 +691,16 @@ absl::Status ValidateChannelOptions(const ChannelOptions& options) {
   }
   for (const auto& [name, ms] : {std::pair{"handshake_timeout_ms", options.handshake_timeout_ms},
                                  std::pair{"idle_timeout_ms", options.idle_timeout_ms},
-                                 std::pair{"close_timeout_ms", options.close_timeout_ms}}) {
+                                 std::pair{"close_timeout_ms", options.close_timeout_ms},
+                                 std::pair{"rekey_interval_ms", options.rekey_interval_ms}}) {
     if (ms == 0 || ms > kChannelTimeoutMsLimit) {
       return absl::InvalidArgumentError(
           absl::StrCat(name, " ", ms, " is outside [1, ", kChannelTimeoutMsLimit, "]"));
     }
+  }
+  if (options.rekey_bytes == 0 || options.rekey_bytes > kRekeyBytesLimit) {
+    return absl::InvalidArgumentError(absl::StrCat("rekey_bytes ", options.rekey_bytes,
+                                                   " is outside [1, ", kRekeyBytesLimit, "]"));
   }
   if (options.send_queue_bytes_max < size_t{options.frame_bytes_max} + kFrameOverheadBytes) {
     return absl::InvalidArgumentError(

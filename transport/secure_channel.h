@@ -37,18 +37,29 @@
 
 namespace edgesync::transport {
 
-// The handshake protocol this build speaks (the u16 in the hello).
-inline constexpr uint16_t kChannelProtocolVersion = 1;
+// The secure channel versions this build speaks: the range it announces in
+// its hello (docs/transport.md, "Secure channel"). Version 1 had no range and
+// an unbound transcript; it is refused.
+inline constexpr uint16_t kChannelProtocolVersionMin = 2;
+inline constexpr uint16_t kChannelProtocolVersionMax = 2;
+inline constexpr uint16_t kChannelProtocolVersion = kChannelProtocolVersionMax;
 // The first four bytes either side sends.
 inline constexpr absl::string_view kChannelMagic = "ESYN";
+// Bytes of a version-2 hello: magic, u16 min, u16 max, ephemeral key.
+inline constexpr size_t kChannelHelloBytes = 4 + 2 + 2 + 32;
 // Domain-separation tag of the handshake signature.
-inline constexpr absl::string_view kHandshakeSignatureTag = "edgesync/handshake/v1";
+inline constexpr absl::string_view kHandshakeSignatureTag = "edgesync/handshake/v2";
+// The signer's role byte in the signed transcript.
+inline constexpr uint8_t kTranscriptRoleDialer = 1;
+inline constexpr uint8_t kTranscriptRoleListener = 2;
 // Bytes a frame adds to its plaintext on the wire: the 4-byte length and the
 // secretstream overhead (crypto_secretstream_xchacha20poly1305_ABYTES = 17).
 inline constexpr size_t kFrameOverheadBytes = 4 + 17;
 // The largest frame_bytes_max a channel accepts (the length is a u32, and
 // whole frames are buffered).
 inline constexpr uint32_t kFrameBytesLimit = 16u << 20;
+// The largest rekey_bytes a channel accepts (1 PiB).
+inline constexpr uint64_t kRekeyBytesLimit = uint64_t{1} << 50;
 // The largest timeout a channel accepts, in milliseconds (about 34 years).
 inline constexpr uint64_t kChannelTimeoutMsLimit = uint64_t{1} << 40;
 
@@ -73,6 +84,22 @@ struct ChannelOptions {
   // kFrameOverheadBytes, so empty frames are bounded too. Must be at least
   // frame_bytes_max + kFrameOverheadBytes.
   size_t send_queue_bytes_max = 8u << 20;
+  // Rekeying: the sender marks a frame TAG_REKEY (both ends then derive a
+  // new key for what follows) once the frames sent since the last rekey
+  // (plaintext + kFrameOverheadBytes each) reach rekey_bytes, or when the
+  // first frame is sent rekey_interval_ms or more after the last rekey (or
+  // the handshake). A peer that sends more than 2 * rekey_bytes without a
+  // rekey frame is cut off, so peers should agree on rekey_bytes.
+  uint64_t rekey_bytes = uint64_t{1} << 30;  // 1 GiB, 1..kRekeyBytesLimit
+  uint64_t rekey_interval_ms = 3600 * 1000;  // 1 hour
+};
+
+// Counters of one channel. Thread-compatible value type.
+struct ChannelStats {
+  uint64_t frames_sent = 0;      // data frames written (not the final frame)
+  uint64_t frames_received = 0;  // data frames received
+  uint64_t rekeys_sent = 0;      // frames this side sent with TAG_REKEY
+  uint64_t rekeys_received = 0;  // TAG_REKEY frames received from the peer
 };
 
 enum class ChannelRole {
@@ -123,14 +150,19 @@ class SecureChannel {
 
   // Bytes queued and not yet written (see send_queue_bytes_max).
   virtual size_t queued_bytes() const = 0;
+
+  // Counters since the handshake.
+  virtual ChannelStats stats() const = 0;
 };
 
 // Runs the handshake over `stream` (docs/transport.md, "Secure channel").
 // On success the channel owns the stream; on failure the stream is closed.
 // Errors: kUnauthenticated if the peer's key is not trusted (names the key's
-// hex prefix), its signature does not verify or a handshake message fails
+// hex prefix), is this side's own key (a reflected handshake or a connection
+// to itself), its signature does not verify or a handshake message fails
 // decryption (a replay or a man in the middle); kFailedPrecondition "peer
-// speaks protocol version N, this build speaks 1"; kDeadlineExceeded after
+// speaks secure channel versions A..B, this build speaks 2..2" when the
+// version ranges do not overlap; kDeadlineExceeded after
 // handshake_timeout_ms; kInvalidArgument for malformed handshake bytes or
 // invalid `options`; kUnavailable if the connection ends (an untrusting peer
 // simply closes it) or fails.

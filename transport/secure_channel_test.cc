@@ -14,6 +14,7 @@
 #include <functional>
 #include <initializer_list>
 #include <new>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -64,7 +65,8 @@ using ::testing::HasSubstr;
 using FrameResult = absl::StatusOr<std::string>;
 using HandshakeResult = absl::StatusOr<kj::Own<SecureChannel>>;
 
-constexpr size_t kHelloBytes = 38;
+constexpr size_t kHelloBytes = 40;
+static_assert(kHelloBytes == kChannelHelloBytes);
 // Dialer-to-listener handshake bytes: hello, header, key frame, signature frame.
 constexpr size_t kDialerHandshakeBytes = kHelloBytes + 24 + (4 + 32 + 17) + (4 + 64 + 17);
 
@@ -144,13 +146,35 @@ class RawPeer {
     crypto_kx_keypair(eph_pk_.data(), eph_sk_.data());
   }
 
-  std::string Hello(uint16_t version = kChannelProtocolVersion) const {
+  std::string Hello(uint16_t min = kChannelProtocolVersionMin,
+                    uint16_t max = kChannelProtocolVersionMax) const {
     std::string h = "ESYN";
-    h.push_back(static_cast<char>(version >> 8));
-    h.push_back(static_cast<char>(version & 0xff));
+    h.push_back(static_cast<char>(min >> 8));
+    h.push_back(static_cast<char>(min & 0xff));
+    h.push_back(static_cast<char>(max >> 8));
+    h.push_back(static_cast<char>(max & 0xff));
     h.append(reinterpret_cast<const char*>(eph_pk_.data()), eph_pk_.size());
     return h;
   }
+  // The v2 transcript as `signer` signs it (docs/transport.md); `me` and
+  // `peer` are this raw peer's and the other side's static keys.
+  std::string Transcript(const SigningKey& me, const SigningKey& peer,
+                         std::optional<ChannelRole> signer = std::nullopt) const {
+    const ChannelRole who = signer.value_or(role_);
+    std::string t;
+    t.push_back(static_cast<char>(kChannelProtocolVersion >> 8));
+    t.push_back(static_cast<char>(kChannelProtocolVersion & 0xff));
+    t.push_back(static_cast<char>(who == ChannelRole::kDialer ? kTranscriptRoleDialer
+                                                              : kTranscriptRoleListener));
+    const bool dialer = role_ == ChannelRole::kDialer;
+    absl::StrAppend(&t, dialer ? Hello() : peer_hello_, dialer ? peer_hello_ : Hello());
+    absl::StrAppend(&t, dialer ? me.public_key().view() : peer.public_key().view(),
+                    dialer ? peer.public_key().view() : me.public_key().view());
+    return t;
+  }
+  // Push state snapshots, to play a peer that ignores its own rekeying.
+  crypto_secretstream_xchacha20poly1305_state push_state() const { return push_; }
+  void set_push_state(const crypto_secretstream_xchacha20poly1305_state& s) { push_ = s; }
   void Write(const std::string& bytes) { stream_.write(bytes.data(), bytes.size()).wait(ws_); }
   std::string Read(size_t n) {
     std::string b(n, '\0');
@@ -161,7 +185,8 @@ class RawPeer {
   void ReadHelloAndDerive() {
     const std::string h = Read(kHelloBytes);
     ASSERT_EQ(h.size(), kHelloBytes);
-    peer_eph_ = h.substr(6);
+    peer_hello_ = h;
+    peer_eph_ = h.substr(8);
     const auto* peer = reinterpret_cast<const unsigned char*>(peer_eph_.data());
     const int rc = role_ == ChannelRole::kDialer
                        ? crypto_kx_client_session_keys(rx_.data(), tx_.data(), eph_pk_.data(),
@@ -235,15 +260,10 @@ class RawPeer {
   std::array<unsigned char, crypto_kx_SESSIONKEYBYTES> rx_{};
   std::array<unsigned char, crypto_kx_SESSIONKEYBYTES> tx_{};
   std::string peer_eph_;
+  std::string peer_hello_;
   crypto_secretstream_xchacha20poly1305_state push_{};
   crypto_secretstream_xchacha20poly1305_state pull_{};
 };
-
-std::string Transcript(absl::string_view dialer_eph, absl::string_view listener_eph,
-                       const SigningKey& dialer, const SigningKey& listener) {
-  return absl::StrCat(dialer_eph, listener_eph, dialer.public_key().view(),
-                      listener.public_key().view());
-}
 
 class SecureChannelTest : public ::testing::Test {
  protected:
@@ -329,10 +349,48 @@ TEST_F(SecureChannelTest, HandshakeAndFramesBothWays) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(SecureChannelTest, SelfConnectionWorks) {
-  Pair p = ConnectPipe(alice_, alice_);
-  ASSERT_TRUE(p.dialer && p.listener);
-  ExpectRoundTrip(*p.dialer, *p.listener, "me");
+// Finding 4 of issue 9: both roles signed the same transcript, so whoever
+// shuttled a node's own flights back to it (accept its dial, dial it, relay
+// both ways) completed a handshake as the node's own key. The relay is a
+// plain byte pipe between the node's dialer and its listener.
+TEST_F(SecureChannelTest, ReflectedHandshakeIsRefusedInBothRoles) {
+  kj::TwoWayPipe left = kj::newTwoWayPipe();
+  kj::TwoWayPipe right = kj::newTwoWayPipe();
+  Tap relay(kj::mv(left.ends[1]), kj::mv(right.ends[0]));
+  auto d = Start(kj::mv(left.ends[0]), ChannelRole::kDialer, alice_, {});
+  auto l = Start(kj::mv(right.ends[1]), ChannelRole::kListener, alice_, {});
+  HandshakeResult dr = d.wait(ws_);
+  HandshakeResult lr = l.wait(ws_);
+  for (const HandshakeResult* r : {&dr, &lr}) {
+    EXPECT_EQ(r->status().code(), absl::StatusCode::kUnauthenticated) << r->status();
+    EXPECT_THAT(r->status().message(),
+                HasSubstr(absl::StrCat("peer presents this side's own key ",
+                                       alice_.public_key().Hex().substr(0, 16))));
+  }
+  // Neither side got as far as signing: no flight 3 crossed the relay.
+  EXPECT_EQ(relay.a_to_b_log.size(), kHelloBytes + 24 + (4 + 32 + 17));
+  EXPECT_EQ(relay.b_to_a_log.size(), kHelloBytes + 24 + (4 + 32 + 17));
+}
+
+// The signature binds the signer's role: a peer that knows the key (here a
+// raw peer holding Alice's secret) but signs the listener's transcript while
+// dialling is refused, so a signature can never be played back in the other
+// role.
+TEST_F(SecureChannelTest, SignatureOverTheOtherRoleIsRefused) {
+  kj::TwoWayPipe pipe = kj::newTwoWayPipe();
+  auto l = Start(kj::mv(pipe.ends[1]), ChannelRole::kListener, bob_, {});
+  RawPeer raw(*pipe.ends[0], ws_, ChannelRole::kDialer);
+  raw.Write(raw.Hello());
+  raw.ReadHelloAndDerive();
+  raw.Write(raw.HeaderAndSeal(Bytes(alice_.public_key())));
+  raw.ReadPullHeader();
+  bool ok = false;
+  ASSERT_EQ(raw.Open(&ok), Bytes(bob_.public_key()));
+  raw.Write(raw.Seal(
+      alice_.Sign(kHandshakeSignatureTag, raw.Transcript(alice_, bob_, ChannelRole::kListener))));
+  HandshakeResult lr = l.wait(ws_);
+  EXPECT_EQ(lr.status().code(), absl::StatusCode::kUnauthenticated) << lr.status();
+  EXPECT_THAT(lr.status().message(), HasSubstr("does not verify"));
 }
 
 TEST_F(SecureChannelTest, CloseSendsFinalFrameAndHalfCloses) {
@@ -443,10 +501,10 @@ TEST_F(SecureChannelTest, ReplayedSignatureFromAnotherSessionFails) {
     as_bob.Write(as_bob.HeaderAndSeal(Bytes(bob_.public_key())));
     alice_signature = as_bob.Open(&ok);
     ASSERT_TRUE(ok);
-    const std::string transcript = Transcript(as_bob.peer_eph(), as_bob.eph(), alice_, bob_);
-    ASSERT_TRUE(
-        VerifySignature(alice_.public_key(), kHandshakeSignatureTag, transcript, alice_signature));
-    as_bob.Write(as_bob.Seal(bob_.Sign(kHandshakeSignatureTag, transcript)));
+    ASSERT_TRUE(VerifySignature(alice_.public_key(), kHandshakeSignatureTag,
+                                as_bob.Transcript(bob_, alice_, ChannelRole::kDialer),
+                                alice_signature));
+    as_bob.Write(as_bob.Seal(bob_.Sign(kHandshakeSignatureTag, as_bob.Transcript(bob_, alice_))));
     ASSERT_TRUE(d.wait(ws_).ok());
   }
   // Session 2: an attacker presents Alice's key and that signature to the
@@ -479,11 +537,11 @@ TEST_F(SecureChannelTest, ConformingRawPeerIsAccepted) {
   raw.ReadPullHeader();
   bool ok = false;
   ASSERT_EQ(raw.Open(&ok), Bytes(bob_.public_key()));
-  const std::string transcript = Transcript(raw.eph(), raw.peer_eph(), alice_, bob_);
-  raw.Write(raw.Seal(alice_.Sign(kHandshakeSignatureTag, transcript)));
+  raw.Write(raw.Seal(alice_.Sign(kHandshakeSignatureTag, raw.Transcript(alice_, bob_))));
   const std::string bob_sig = raw.Open(&ok);
   ASSERT_TRUE(ok);
-  EXPECT_TRUE(VerifySignature(bob_.public_key(), kHandshakeSignatureTag, transcript, bob_sig));
+  EXPECT_TRUE(VerifySignature(bob_.public_key(), kHandshakeSignatureTag,
+                              raw.Transcript(alice_, bob_, ChannelRole::kListener), bob_sig));
   HandshakeResult lr = l.wait(ws_);
   ASSERT_TRUE(lr.ok()) << lr.status();
   ASSERT_TRUE((*lr)->Send("hello raw").ok());
@@ -502,7 +560,7 @@ TEST_F(SecureChannelTest, ManInTheMiddleSubstitutingEphemeralKeysFails) {
   const auto substitute = [&fake](size_t offset, kj::byte* data, size_t n) {
     for (size_t i = 0; i < n; ++i) {
       const size_t at = offset + i;
-      if (at >= 6 && at < kHelloBytes) data[i] = static_cast<kj::byte>(fake[at - 6]);
+      if (at >= 8 && at < kHelloBytes) data[i] = static_cast<kj::byte>(fake[at - 8]);
     }
   };
   kj::TwoWayPipe left = kj::newTwoWayPipe();
@@ -552,28 +610,64 @@ TEST_F(SecureChannelTest, ManInTheMiddleTerminatingBothSidesFails) {
   EXPECT_THAT(lr.status().message(), HasSubstr("does not verify"));
 }
 
-TEST_F(SecureChannelTest, UnknownVersionRefusedWithClearError) {
+TEST_F(SecureChannelTest, DisjointVersionRangeRefusedWithClearError) {
   {
+    // A later build that dropped version 2.
     kj::TwoWayPipe pipe = kj::newTwoWayPipe();
     auto l = Start(kj::mv(pipe.ends[1]), ChannelRole::kListener, bob_, {});
     RawPeer raw(*pipe.ends[0], ws_, ChannelRole::kDialer);
-    const std::string hello_v2 = raw.Hello(2);
-    kj::Promise<void> w =
-        pipe.ends[0]->write(hello_v2.data(), hello_v2.size()).eagerlyEvaluate(nullptr);
+    const std::string hello = raw.Hello(3, 4);
+    kj::Promise<void> w = pipe.ends[0]->write(hello.data(), hello.size()).eagerlyEvaluate(nullptr);
     HandshakeResult lr = l.wait(ws_);
     EXPECT_EQ(lr.status().code(), absl::StatusCode::kFailedPrecondition);
-    EXPECT_EQ(lr.status().message(), "peer speaks protocol version 2, this build speaks 1");
+    EXPECT_EQ(lr.status().message(),
+              "peer speaks secure channel versions 3..4, this build speaks 2..2");
   }
   {
-    // A future hello may be shorter or longer: only its first 6 bytes are read.
+    // A version-1 build: its hello has one version field; only the first 6
+    // bytes are read.
     kj::TwoWayPipe pipe = kj::newTwoWayPipe();
     auto d = Start(kj::mv(pipe.ends[0]), ChannelRole::kDialer, alice_, {});
-    const std::string v513 = std::string("ESYN") + '\x02' + '\x01';
-    kj::Promise<void> w = pipe.ends[1]->write(v513.data(), v513.size()).eagerlyEvaluate(nullptr);
+    const std::string v1 = std::string("ESYN") + '\x00' + '\x01';
+    kj::Promise<void> w = pipe.ends[1]->write(v1.data(), v1.size()).eagerlyEvaluate(nullptr);
     HandshakeResult dr = d.wait(ws_);
     EXPECT_EQ(dr.status().code(), absl::StatusCode::kFailedPrecondition);
-    EXPECT_EQ(dr.status().message(), "peer speaks protocol version 513, this build speaks 1");
+    EXPECT_EQ(dr.status().message(),
+              "peer speaks secure channel versions 1..1, this build speaks 2..2");
   }
+  {
+    // An empty range is malformed.
+    kj::TwoWayPipe pipe = kj::newTwoWayPipe();
+    auto l = Start(kj::mv(pipe.ends[1]), ChannelRole::kListener, bob_, {});
+    RawPeer raw(*pipe.ends[0], ws_, ChannelRole::kDialer);
+    const std::string hello = raw.Hello(5, 3);
+    kj::Promise<void> w = pipe.ends[0]->write(hello.data(), hello.size()).eagerlyEvaluate(nullptr);
+    HandshakeResult lr = l.wait(ws_);
+    EXPECT_EQ(lr.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(lr.status().message(), "peer announced an empty version range 5..3");
+  }
+}
+
+TEST_F(SecureChannelTest, OverlappingVersionRangeIsAccepted) {
+  // A later build speaking 2..7 meets this one at version 2.
+  kj::TwoWayPipe pipe = kj::newTwoWayPipe();
+  auto l = Start(kj::mv(pipe.ends[1]), ChannelRole::kListener, bob_, {});
+  RawPeer raw(*pipe.ends[0], ws_, ChannelRole::kDialer);
+  const std::string hello = raw.Hello(2, 7);
+  raw.Write(hello);
+  raw.ReadHelloAndDerive();
+  raw.Write(raw.HeaderAndSeal(Bytes(alice_.public_key())));
+  raw.ReadPullHeader();
+  bool ok = false;
+  ASSERT_EQ(raw.Open(&ok), Bytes(bob_.public_key()));
+  // The transcript holds the hello as sent, range included.
+  std::string t = raw.Transcript(alice_, bob_);
+  t.replace(3, kHelloBytes, hello);
+  raw.Write(raw.Seal(alice_.Sign(kHandshakeSignatureTag, t)));
+  raw.Open(&ok);
+  ASSERT_TRUE(ok);
+  HandshakeResult lr = l.wait(ws_);
+  ASSERT_TRUE(lr.ok()) << lr.status();
 }
 
 TEST_F(SecureChannelTest, GarbageInsteadOfHello) {
@@ -758,8 +852,7 @@ TEST_F(SecureChannelTest, ReorderedFramesFail) {
   raw.ReadPullHeader();
   bool ok = false;
   raw.Open(&ok);
-  raw.Write(raw.Seal(
-      alice_.Sign(kHandshakeSignatureTag, Transcript(raw.eph(), raw.peer_eph(), alice_, bob_))));
+  raw.Write(raw.Seal(alice_.Sign(kHandshakeSignatureTag, raw.Transcript(alice_, bob_))));
   raw.Open(&ok);
   HandshakeResult lr = l.wait(ws_);
   ASSERT_TRUE(lr.ok()) << lr.status();
@@ -782,8 +875,7 @@ TEST_F(SecureChannelTest, EofWithoutFinalFrameAndInsideFrame) {
     raw.ReadPullHeader();
     bool ok = false;
     raw.Open(&ok);
-    raw.Write(raw.Seal(
-        alice_.Sign(kHandshakeSignatureTag, Transcript(raw.eph(), raw.peer_eph(), alice_, bob_))));
+    raw.Write(raw.Seal(alice_.Sign(kHandshakeSignatureTag, raw.Transcript(alice_, bob_))));
     raw.Open(&ok);
     HandshakeResult lr = l.wait(ws_);
     ASSERT_TRUE(lr.ok()) << lr.status();
@@ -807,8 +899,7 @@ TEST_F(SecureChannelTest, OversizeLengthRefusedWithoutAllocating) {
   raw.ReadPullHeader();
   bool ok = false;
   raw.Open(&ok);
-  raw.Write(raw.Seal(
-      alice_.Sign(kHandshakeSignatureTag, Transcript(raw.eph(), raw.peer_eph(), alice_, bob_))));
+  raw.Write(raw.Seal(alice_.Sign(kHandshakeSignatureTag, raw.Transcript(alice_, bob_))));
   raw.Open(&ok);
   HandshakeResult lr = l.wait(ws_);
   ASSERT_TRUE(lr.ok()) << lr.status();
@@ -857,6 +948,117 @@ TEST_F(SecureChannelTest, DroppingPendingReceiveClosesChannel) {
   }
   EXPECT_EQ(Recv(*p.listener).status().code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(p.listener->Send("x").code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(SecureChannelTest, RekeysAfterRekeyBytesAndKeepsWorking) {
+  ChannelOptions o;
+  o.rekey_bytes = 4096;
+  Pair p = ConnectPipe(alice_, bob_, o);
+  ASSERT_TRUE(p.dialer && p.listener);
+  // Each frame counts 1000 + 21 bytes: the fifth since a rekey reaches 4096
+  // and is sent with TAG_REKEY, so 100 frames rekey 20 times.
+  for (int i = 0; i < 100; ++i) {
+    const std::string f(1000, static_cast<char>('a' + i % 26));
+    ExpectRoundTrip(*p.dialer, *p.listener, f);
+    ExpectRoundTrip(*p.listener, *p.dialer, f);
+  }
+  EXPECT_EQ(p.dialer->stats().frames_sent, 100u);
+  EXPECT_EQ(p.dialer->stats().rekeys_sent, 20u);
+  EXPECT_EQ(p.listener->stats().rekeys_received, 20u);
+  EXPECT_EQ(p.listener->stats().rekeys_sent, 20u);
+  EXPECT_EQ(p.dialer->stats().rekeys_received, 20u);
+}
+
+TEST_F(SecureChannelTest, RekeysAfterRekeyIntervalAndKeepsWorking) {
+  ChannelOptions o;
+  o.rekey_interval_ms = 1000;
+  o.idle_timeout_ms = 60000;
+  Pair p = ConnectPipe(alice_, bob_, o);
+  ASSERT_TRUE(p.dialer && p.listener);
+  ExpectRoundTrip(*p.dialer, *p.listener, "before");
+  EXPECT_EQ(p.dialer->stats().rekeys_sent, 0u);
+  AdvanceMs(999);
+  ExpectRoundTrip(*p.dialer, *p.listener, "still before");
+  EXPECT_EQ(p.dialer->stats().rekeys_sent, 0u);
+  AdvanceMs(1);
+  ExpectRoundTrip(*p.dialer, *p.listener, "rekeyed");
+  EXPECT_EQ(p.dialer->stats().rekeys_sent, 1u);
+  EXPECT_EQ(p.listener->stats().rekeys_received, 1u);
+  ExpectRoundTrip(*p.dialer, *p.listener, "after");
+  EXPECT_EQ(p.dialer->stats().rekeys_sent, 1u);
+  EXPECT_EQ(p.listener->stats().rekeys_sent, 0u);
+}
+
+// A raw dialer (RawPeer) that completes the handshake with a listener of
+// this implementation using `o`; the listener's channel goes to *out.
+void RawHandshake(RawPeer& raw, kj::Promise<HandshakeResult>& l, kj::WaitScope& ws,
+                  const SigningKey& alice, const SigningKey& bob, HandshakeResult* out) {
+  raw.Write(raw.Hello());
+  raw.ReadHelloAndDerive();
+  raw.Write(raw.HeaderAndSeal(Bytes(alice.public_key())));
+  raw.ReadPullHeader();
+  bool ok = false;
+  raw.Open(&ok);
+  raw.Write(raw.Seal(alice.Sign(kHandshakeSignatureTag, raw.Transcript(alice, bob))));
+  raw.Open(&ok);
+  *out = l.wait(ws);
+}
+
+TEST_F(SecureChannelTest, PeerThatKeepsTheOldKeyAfterARekeyIsCutOff) {
+  kj::TwoWayPipe pipe = kj::newTwoWayPipe();
+  auto l = Start(kj::mv(pipe.ends[1]), ChannelRole::kListener, bob_, {});
+  RawPeer raw(*pipe.ends[0], ws_, ChannelRole::kDialer);
+  HandshakeResult lr;
+  RawHandshake(raw, l, ws_, alice_, bob_, &lr);
+  ASSERT_TRUE(lr.ok()) << lr.status();
+  // The peer announces a rekey, but goes on with the key it had.
+  // (In-memory pipes complete a write once the peer reads: receive first.)
+  const crypto_secretstream_xchacha20poly1305_state old_key = raw.push_state();
+  kj::Promise<FrameResult> pending = (*lr)->Receive().eagerlyEvaluate(nullptr);
+  raw.Write(raw.Seal("rekey here", crypto_secretstream_xchacha20poly1305_TAG_REKEY));
+  FrameResult r = pending.wait(ws_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, "rekey here");
+  EXPECT_EQ((*lr)->stats().rekeys_received, 1u);
+  raw.set_push_state(old_key);
+  pending = (*lr)->Receive().eagerlyEvaluate(nullptr);
+  raw.Write(raw.Seal("old key"));
+  r = pending.wait(ws_);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
+  EXPECT_EQ((*lr)->Send("anything").code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(SecureChannelTest, PeerThatNeverRekeysIsCutOff) {
+  ChannelOptions o;
+  o.rekey_bytes = 1000;
+  kj::TwoWayPipe pipe = kj::newTwoWayPipe();
+  auto l = Start(kj::mv(pipe.ends[1]), ChannelRole::kListener, bob_, o);
+  RawPeer raw(*pipe.ends[0], ws_, ChannelRole::kDialer);
+  HandshakeResult lr;
+  RawHandshake(raw, l, ws_, alice_, bob_, &lr);
+  ASSERT_TRUE(lr.ok()) << lr.status();
+  // 521 bytes a frame: three fit in 2 * rekey_bytes, the fourth does not.
+  for (int i = 0; i < 3; ++i) {
+    kj::Promise<FrameResult> pending = (*lr)->Receive().eagerlyEvaluate(nullptr);
+    raw.Write(raw.Seal(std::string(500, 'x')));
+    FrameResult r = pending.wait(ws_);
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+  }
+  kj::Promise<FrameResult> pending = (*lr)->Receive().eagerlyEvaluate(nullptr);
+  raw.Write(raw.Seal(std::string(500, 'x')));
+  FrameResult r = pending.wait(ws_);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  EXPECT_EQ(r.status().message(),
+            "peer sent 2084 bytes without rekeying (limit 2 * rekey_bytes = 2000)");
+}
+
+TEST_F(SecureChannelTest, RekeyOptionsValidated) {
+  ChannelOptions o;
+  o.rekey_bytes = 0;
+  EXPECT_EQ(ValidateChannelOptions(o).code(), absl::StatusCode::kInvalidArgument);
+  o = ChannelOptions{};
+  o.rekey_interval_ms = 0;
+  EXPECT_EQ(ValidateChannelOptions(o).code(), absl::StatusCode::kInvalidArgument);
 }
 
 // Real sockets: 127.0.0.1 with an OS-chosen port, dialer and listener each on

@@ -289,10 +289,11 @@ TEST_F(NodeHostileTest, GarbageInsteadOfAHelloIsRefused) {
   for (char& ch : eph) ch = static_cast<char>(rng() | 1);
   const std::vector<std::pair<const char*, std::string>> cases = {
       {"random bytes", garbage},
-      {"another protocol version", std::string("ESYN\x00\x02", 6) + eph},
+      {"versions 3..4 only", std::string("ESYN\x00\x03\x00\x04", 8) + eph},
+      {"version 1", std::string("ESYN\x00\x01", 6) + eph},
       // A hello with a key, then a secretstream header and a 1 GiB length.
       {"1 GiB handshake length",
-       std::string("ESYN\x00\x01", 6) + eph + std::string(24, 'h') + Be32(1u << 30)},
+       std::string("ESYN\x00\x02\x00\x02", 8) + eph + std::string(24, 'h') + Be32(1u << 30)},
   };
   for (const auto& c : cases) {
     const NodeStats before = Stats();
