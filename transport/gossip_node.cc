@@ -50,11 +50,19 @@ absl::Status ValidatePeerAddress(absl::string_view address) {
 
 
 struct GossipNode::KnownPeer {
+  // The key this address reached, or (learned) the key a peer vouched for.
   std::optional<crdt::AuthorKey> key;
-  // The address turned out to reach this node itself: never dialled again.
-  bool self = false;
-  uint32_t attempts = 0;
-  bool dialing = false;  // a DialLoop runs for it
+  // From options.peers or AddPeer(): never forgotten, dialled without a slot.
+  bool configured = false;
+  uint64_t generation = 0;  // tells this entry's dial loop from a forgotten one's
+  uint32_t attempts = 0;    // consecutive failed dials
+  bool dialing = false;     // a DialLoop runs for it
+  bool queued = false;      // learned, waiting in learned_queue_ for a slot
+  bool holds_slot = false;  // learned, counted in learned_dialing_
+  uint64_t learned_ms = 0;  // when a peer last announced it
+  // The key was authenticated at this address: a dial reached it, or the
+  // key's own connection announced it. Only such entries are passed on.
+  bool verified = false;
   std::string last_error;
   // Fulfilled when the connection dialled for this address closes.
   kj::Own<kj::PromiseFulfiller<void>> disconnected;
@@ -99,6 +107,13 @@ class GossipNode::ConnectionStore : public SyncStore {
   crdt::AuthorKey peer_;
 };
 
+struct GossipNode::PendingHandshake {
+  uint64_t id = 0;
+  std::string host;
+  // Cancels the handshake (closing its socket) when displaced.
+  std::unique_ptr<kj::Canceler> canceler;
+};
+
 struct GossipNode::Connection {
   kj::Own<SecureChannel> channel;
   std::unique_ptr<ConnectionStore> store;
@@ -107,13 +122,14 @@ struct GossipNode::Connection {
   bool dialed = false;
   std::string address;        // the address dialled, or the peer's announced listen address
   std::string remote_host;    // the host an accepted connection came from
-  std::string admitted_host;  // admission entry to release when it ends
   bool closed = false;
   std::optional<std::string> pending;  // a frame waiting for room in the send queue
   bool retry_scheduled = false;
   uint64_t last_contact_ms = 0;
   uint64_t last_sent_ms = 0;
   uint64_t rounds_seen = 0;
+  uint64_t peer_lists = 0;  // peer-list frames accepted
+  uint64_t last_peer_list_ms = 0;
   kj::Promise<void> receive = nullptr;
   kj::Promise<void> retry = nullptr;
 };
@@ -201,11 +217,61 @@ absl::Status GossipNode::AddPeer(const std::string& address) {
   if (absl::Status s = ValidatePeerAddress(address); !s.ok()) return s;
   if (address == listen_address_) return absl::OkStatus();
   KnownPeer& k = known_[address];
+  if (k.generation == 0) k.generation = next_generation_++;
+  k.configured = true;
+  k.queued = false;  // its stale queue entry is skipped
+  ReleaseDialSlot(k);
   if (!k.dialing && !stopping_) {
     k.dialing = true;
-    tasks_->add(DialLoop(address));
+    tasks_->add(DialLoop(address, k.generation));
   }
   return absl::OkStatus();
+}
+
+void GossipNode::ReleaseDialSlot(KnownPeer& k) {
+  if (!k.holds_slot) return;
+  k.holds_slot = false;
+  --learned_dialing_;
+  StartQueuedDials();
+}
+
+void GossipNode::StartQueuedDials() {
+  while (!stopping_ && learned_dialing_ < options_.learned_dials_max && !learned_queue_.empty()) {
+    const std::string address = std::move(learned_queue_.front());
+    learned_queue_.pop_front();
+    auto it = known_.find(address);
+    if (it == known_.end() || !it->second.queued) continue;  // forgotten or configured since
+    KnownPeer& k = it->second;
+    k.queued = false;
+    k.dialing = true;
+    tasks_->add(DialLoop(address, k.generation));  // takes a slot at once
+  }
+}
+
+void GossipNode::Forget(const std::string& address) {
+  auto it = known_.find(address);
+  if (it == known_.end()) return;
+  ++stats_.learned_peers_dropped;
+  const bool had_slot = it->second.holds_slot;
+  if (had_slot) --learned_dialing_;
+  known_.erase(it);
+  if (had_slot) StartQueuedDials();
+}
+
+bool GossipNode::EvictOneLearned() {
+  // Only an address waiting for a dial slot gives way: one being dialled
+  // is on its way to being kept or forgotten, a connected one is a peer.
+  auto victim = known_.end();
+  for (auto it = known_.begin(); it != known_.end(); ++it) {
+    const KnownPeer& k = it->second;
+    if (k.configured || !k.queued) continue;
+    // Addresses only vouched for go before authenticated ones, oldest first.
+    const auto rank = [](const KnownPeer& p) { return std::make_pair(p.verified, p.learned_ms); };
+    if (victim == known_.end() || rank(k) < rank(victim->second)) victim = it;
+  }
+  if (victim == known_.end()) return false;
+  Forget(victim->first);
+  return true;
 }
 
 kj::Promise<void> GossipNode::AcceptLoop() {
@@ -218,16 +284,38 @@ kj::Promise<void> GossipNode::AcceptLoop() {
           remote = std::string(net->getAddress().toString().cStr());
         }
         std::string host = HostOf(remote);
+        // The pre-authentication pool is full (for this address or in
+        // total): the oldest unauthenticated connection in the way gives
+        // way. An honest handshake takes one round trip; a silent flood
+        // cannot hold the pool against it.
+        size_t from_host = 0;
+        for (const PendingHandshake& p : handshaking_) from_host += p.host == host ? 1 : 0;
+        if (from_host > 0 && from_host >= options_.admission.connections_per_address_max) {
+          DisplaceOldestHandshake(&host);
+        } else if (!handshaking_.empty() &&
+                   handshaking_.size() >= options_.admission.connections_max) {
+          DisplaceOldestHandshake(nullptr);
+        }
         if (absl::Status admitted = admission_->Admit(host, NowMs()); !admitted.ok()) {
           // Refused before any cryptography: the connection just closes.
           ++stats_.connections_refused;
           return AcceptLoop();
         }
-        tasks_->add(Handshake(kj::mv(accepted.stream), ChannelRole::kListener, host_.identity(),
-                              host_, timer_, options_.channel)
-                        .then([this, host](absl::StatusOr<kj::Own<SecureChannel>> channel) {
-                          OnHandshake(kj::mv(channel), /*dialed=*/false, "", host);
-                        }));
+        const uint64_t id = next_handshake_id_++;
+        handshaking_.push_back(PendingHandshake{id, host, std::make_unique<kj::Canceler>()});
+        // (The canceler wraps a Promise<void>: gcc's -Wmaybe-uninitialized
+        // misfires on a wrapped StatusOr.)
+        kj::Promise<void> handshake =
+            Handshake(kj::mv(accepted.stream), ChannelRole::kListener, host_.identity(), host_,
+                      timer_, options_.channel)
+                .then([this, id, host](absl::StatusOr<kj::Own<SecureChannel>> channel) {
+                  FinishHandshake(id);
+                  OnHandshake(kj::mv(channel), /*dialed=*/false, "", host);
+                });
+        tasks_->add(
+            handshaking_.back().canceler->wrap(kj::mv(handshake)).catch_([](kj::Exception&&) {
+              // Displaced: DisplaceOldestHandshake() did the accounting.
+            }));
         return AcceptLoop();
       },
       [this](kj::Exception&&) -> kj::Promise<void> {
@@ -236,16 +324,54 @@ kj::Promise<void> GossipNode::AcceptLoop() {
       });
 }
 
-kj::Promise<void> GossipNode::DialLoop(std::string address) {
+void GossipNode::DisplaceOldestHandshake(const std::string* host) {
+  for (auto it = handshaking_.begin(); it != handshaking_.end(); ++it) {
+    if (host != nullptr && it->host != *host) continue;
+    admission_->Release(it->host);
+    ++stats_.connections_displaced;
+    ++stats_.handshakes_failed;
+    // Destroying the canceler cancels the handshake and closes its socket.
+    handshaking_.erase(it);
+    return;
+  }
+}
+
+void GossipNode::FinishHandshake(uint64_t id) {
+  for (auto it = handshaking_.begin(); it != handshaking_.end(); ++it) {
+    if (it->id != id) continue;
+    // Called from the continuation of the promise the canceler wrapped:
+    // destroy the canceler on a later turn.
+    tasks_->add(kj::evalLater([c = std::move(it->canceler)]() mutable { c.reset(); }));
+    handshaking_.erase(it);
+    return;
+  }
+}
+
+kj::Promise<void> GossipNode::DialLoop(std::string address, uint64_t generation) {
   if (stopping_) return kj::READY_NOW;
-  KnownPeer& k = known_[address];
-  if (k.self) return kj::READY_NOW;
+  auto found = known_.find(address);
+  if (found == known_.end() || found->second.generation != generation) {
+    return kj::READY_NOW;  // forgotten
+  }
+  KnownPeer& k = found->second;
   if (k.key.has_value() && connections_.count(*k.key) > 0) {
     // Already connected to that peer (maybe through its own dial): wait
-    // until that connection ends.
+    // until that connection ends, without holding a dial slot.
+    ReleaseDialSlot(k);
     auto paf = kj::newPromiseAndFulfiller<void>();
     k.disconnected = kj::mv(paf.fulfiller);
-    return paf.promise.then([this, address] { return DialLoop(address); });
+    return paf.promise.then([this, address, generation] { return DialLoop(address, generation); });
+  }
+  if (!k.configured && !k.holds_slot) {
+    if (learned_dialing_ >= options_.learned_dials_max) {
+      // Wait for a turn: this loop ends, StartQueuedDials() starts another.
+      k.dialing = false;
+      k.queued = true;
+      learned_queue_.push_back(address);
+      return kj::READY_NOW;
+    }
+    k.holds_slot = true;
+    ++learned_dialing_;
   }
   const uint64_t delay = k.attempts == 0 ? 0 : Backoff(k.attempts);
   return timer_.afterDelay(delay * kj::MILLISECONDS)
@@ -256,37 +382,62 @@ kj::Promise<void> GossipNode::DialLoop(std::string address) {
                          options_.channel);
       })
       .then(
-          [this, address](absl::StatusOr<kj::Own<SecureChannel>> channel) -> kj::Promise<void> {
-            KnownPeer& known = known_[address];
+          [this, address,
+           generation](absl::StatusOr<kj::Own<SecureChannel>> channel) -> kj::Promise<void> {
+            auto it = known_.find(address);
+            if (stopping_ || it == known_.end() || it->second.generation != generation) {
+              return kj::READY_NOW;  // forgotten meanwhile: the channel just closes
+            }
+            KnownPeer& known = it->second;
             if (!channel.ok()) {
-              ++known.attempts;
-              known.last_error = std::string(channel.status().message());
+              // Including a peer that presented this node's own key: no
+              // address is ever written off on an unauthenticated word.
               ++stats_.handshakes_failed;
-              return DialLoop(address);
+              return DialFailed(address, generation, std::string(channel.status().message()));
+            }
+            const crdt::AuthorKey peer = (*channel)->peer();
+            if (!known.configured && known.key.has_value() && *known.key != peer) {
+              // A learned address must reach the key it was vouched for.
+              return DialFailed(address, generation,
+                                absl::StrCat("address reached key ", peer.Hex().substr(0, 16),
+                                             "..., not the key ", known.key->Hex().substr(0, 16),
+                                             "... it was learned with"));
             }
             known.attempts = 0;
-            known.key = (*channel)->peer();
+            known.key = peer;
+            known.verified = true;
             known.last_error.clear();
-            if (*known.key == host_.identity().public_key()) {
-              known.self = true;  // this address is this node
-              return kj::READY_NOW;
-            }
             ++stats_.connections_dialed;
             OnHandshake(kj::mv(channel), /*dialed=*/true, address, "");
-            return DialLoop(address);
+            return DialLoop(address, generation);
           },
-          [this, address](kj::Exception&& e) -> kj::Promise<void> {
-            KnownPeer& known = known_[address];
-            ++known.attempts;
-            known.last_error = e.getDescription().cStr();
-            return DialLoop(address);
+          [this, address, generation](kj::Exception&& e) -> kj::Promise<void> {
+            auto it = known_.find(address);
+            if (stopping_ || it == known_.end() || it->second.generation != generation) {
+              return kj::READY_NOW;
+            }
+            return DialFailed(address, generation, e.getDescription().cStr());
           });
+}
+
+kj::Promise<void> GossipNode::DialFailed(const std::string& address, uint64_t generation,
+                                         std::string why) {
+  KnownPeer& k = known_.at(address);
+  ++k.attempts;
+  k.last_error = std::move(why);
+  if (!k.configured && k.attempts >= options_.learned_dial_failures_max) {
+    Forget(address);
+    return kj::READY_NOW;
+  }
+  return DialLoop(address, generation);
 }
 
 void GossipNode::OnHandshake(absl::StatusOr<kj::Own<SecureChannel>> channel, bool dialed,
                              const std::string& address, std::string admitted_host) {
+  // Admission counts unauthenticated connections only: an authenticated
+  // one leaves the pool (one connection per trusted key bounds those).
+  if (!admitted_host.empty()) admission_->Release(admitted_host);
   if (!channel.ok()) {
-    if (!admitted_host.empty()) admission_->Release(admitted_host);
     if (!dialed) ++stats_.handshakes_failed;
     return;
   }
@@ -296,8 +447,7 @@ void GossipNode::OnHandshake(absl::StatusOr<kj::Own<SecureChannel>> channel, boo
   c->peer = c->channel->peer();
   c->dialed = dialed;
   c->address = address;
-  c->remote_host = admitted_host;
-  c->admitted_host = std::move(admitted_host);
+  c->remote_host = std::move(admitted_host);
   c->last_contact_ms = NowMs();
   const crdt::AuthorKey self = host_.identity().public_key();
   if (stopping_ || c->peer == self) {
@@ -334,7 +484,7 @@ void GossipNode::OnHandshake(absl::StatusOr<kj::Own<SecureChannel>> channel, boo
   c->session = *std::move(session);
   Connection* raw = c.get();
   connections_[raw->peer] = std::move(c);
-  if (!raw->address.empty()) Learn(raw->address, raw->peer);
+  if (!raw->address.empty()) Learn(raw->address, raw->peer, /*authoritative=*/true);
   SendFrame(raw, kFramePeers, PeerListFrame());
   raw->session->RequestRound();
   Pump(raw);
@@ -404,7 +554,11 @@ std::string GossipNode::PeerListFrame() const {
   crdt::AppendLengthPrefixed(&out, listen_address_);
   std::vector<std::pair<std::string, crdt::AuthorKey>> entries;
   for (const auto& [address, k] : known_) {
-    if (k.key.has_value() && entries.size() < kPeersPerFrameMax) entries.emplace_back(address, *k.key);
+    // Only what this node authenticated: a vouched, never reached address
+    // is not passed on.
+    if (k.key.has_value() && k.verified && entries.size() < kPeersPerFrameMax) {
+      entries.emplace_back(address, *k.key);
+    }
   }
   crdt::AppendVarint(&out, entries.size());
   for (const auto& entry : entries) {
@@ -415,6 +569,13 @@ std::string GossipNode::PeerListFrame() const {
 }
 
 void GossipNode::HandlePeerList(Connection* c, absl::string_view payload) {
+  const uint64_t now = NowMs();
+  if (c->peer_lists > 0 && now - c->last_peer_list_ms < options_.peer_list_interval_ms) {
+    ++stats_.peer_lists_ignored;  // not even parsed
+    return;
+  }
+  ++c->peer_lists;
+  c->last_peer_list_ms = now;
   crdt::ByteReader in(payload);
   absl::StatusOr<absl::string_view> own = in.LengthPrefixed(kAddressBytesMax, "listen address");
   absl::StatusOr<uint64_t> count = in.Varint("peer count");
@@ -442,27 +603,54 @@ void GossipNode::HandlePeerList(Connection* c, absl::string_view payload) {
     if (dialable[0] == ':') dialable = c->remote_host.empty() ? "" : c->remote_host + dialable;
     if (!dialable.empty()) {
       if (c->address.empty()) c->address = dialable;
-      Learn(dialable, c->peer);
+      Learn(dialable, c->peer, /*authoritative=*/true);
     }
   }
   for (const auto& entry : learned) {
     if (entry.second == host_.identity().public_key() || !host_.IsTrustedPeer(entry.second)) {
       continue;
     }
-    Learn(entry.first, entry.second);
+    Learn(entry.first, entry.second, /*authoritative=*/false);
   }
 }
 
-void GossipNode::Learn(const std::string& address, std::optional<crdt::AuthorKey> key) {
+void GossipNode::Learn(const std::string& address, std::optional<crdt::AuthorKey> key,
+                       bool authoritative) {
   if (address.empty() || address == listen_address_ || address.size() > kAddressBytesMax) return;
+  if (!ValidatePeerAddress(address).ok()) return;
   if (key.has_value() && *key == host_.identity().public_key()) return;
   auto it = known_.find(address);
-  if (it == known_.end()) {
-    if (known_.size() >= options_.known_peers_max) return;
-    it = known_.emplace(address, KnownPeer()).first;
+  if (it != known_.end()) {
+    KnownPeer& k = it->second;
+    k.learned_ms = NowMs();
+    // A configured address keeps the key it reached. A learned one keeps
+    // the key first vouched for (a dial checks it), unless the key's own
+    // connection announces the address.
+    if (authoritative && !k.configured) {
+      k.key = key;
+      k.verified = true;
+    } else if (!k.key.has_value()) {
+      k.key = key;
+    }
+    return;
   }
-  if (key.has_value()) it->second.key = key;
-  (void)AddPeer(address);
+  size_t learned = 0;
+  for (const auto& entry : known_) learned += entry.second.configured ? 0 : 1;
+  if (learned >= options_.known_peers_max && !EvictOneLearned()) return;
+  KnownPeer& k = known_[address];
+  k.generation = next_generation_++;
+  k.key = key;
+  k.verified = authoritative;
+  k.learned_ms = NowMs();
+  if (stopping_) return;
+  k.queued = true;
+  // A key's own announcement is dialled before what others vouched for.
+  if (authoritative) {
+    learned_queue_.push_front(address);
+  } else {
+    learned_queue_.push_back(address);
+  }
+  StartQueuedDials();
 }
 
 bool GossipNode::SendFrame(Connection* c, uint8_t type, std::string payload) {
@@ -513,10 +701,6 @@ void GossipNode::Close(Connection* c, absl::Status why) {
   if (c->closed) return;
   c->closed = true;
   ++stats_.connections_closed;
-  if (!c->admitted_host.empty()) {
-    admission_->Release(c->admitted_host);
-    c->admitted_host.clear();
-  }
   if (!c->address.empty()) {
     auto k = known_.find(c->address);
     if (k != known_.end()) k->second.last_error = std::string(why.message());

@@ -24,6 +24,8 @@
 #include <kj/timer.h>
 
 #include <cstdint>
+#include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -57,8 +59,18 @@ struct GossipOptions {
   uint64_t reconnect_max_ms = 5000;
   uint64_t keepalive_ms = 15000;
   size_t max_message_bytes = kSyncMessageBytesDefault;
-  // Addresses learned from peers that are remembered (and dialled).
+  // Addresses learned from peers (docs/transport.md, "Peer exchange"): at
+  // most known_peers_max are remembered (when full, the oldest one not being
+  // dialled gives way); at most learned_dials_max of them are dialled at a
+  // time (the others wait for a turn); one is forgotten after
+  // learned_dial_failures_max consecutive failed dials. Addresses from
+  // `peers` and AddPeer() are never forgotten and always dialled.
   size_t known_peers_max = 256;
+  uint32_t learned_dials_max = 8;
+  uint32_t learned_dial_failures_max = 5;
+  // A connection's peer-list frames after its first: at most one per
+  // peer_list_interval_ms; earlier ones are ignored (peer_lists_ignored).
+  uint64_t peer_list_interval_ms = 60000;
   ChannelOptions channel;
   AdmissionOptions admission;
   // Seeds the node's choices (peers to push to and sync with, jitter).
@@ -80,6 +92,11 @@ struct GossipStats {
   uint64_t connections_accepted = 0;
   uint64_t connections_dialed = 0;
   uint64_t connections_refused = 0;    // admission limits
+  // Unauthenticated connections closed to make room for a newer one when
+  // the pre-authentication pool was full (also counted in handshakes_failed).
+  uint64_t connections_displaced = 0;
+  uint64_t peer_lists_ignored = 0;     // over peer_list_interval_ms
+  uint64_t learned_peers_dropped = 0;  // learned addresses forgotten (failures, table full)
   uint64_t handshakes_failed = 0;
   uint64_t connections_closed = 0;
   uint64_t duplicate_connections = 0;  // second connections with one key resolved
@@ -152,10 +169,21 @@ class GossipNode {
  private:
   struct Connection;
   struct KnownPeer;
+  struct PendingHandshake;
   class ConnectionStore;
 
   kj::Promise<void> AcceptLoop();
-  kj::Promise<void> DialLoop(std::string address);
+  // Closes the oldest unauthenticated connection (from `host` if given)
+  // and releases its admission slot.
+  void DisplaceOldestHandshake(const std::string* host);
+  void FinishHandshake(uint64_t id);
+  kj::Promise<void> DialLoop(std::string address, uint64_t generation);
+  kj::Promise<void> DialFailed(const std::string& address, uint64_t generation, std::string why);
+  // Learned addresses: dial slots and forgetting.
+  void ReleaseDialSlot(KnownPeer& k);
+  void StartQueuedDials();
+  void Forget(const std::string& address);
+  bool EvictOneLearned();
   kj::Promise<void> TickLoop();
   void OnHandshake(absl::StatusOr<kj::Own<SecureChannel>> channel, bool dialed,
                    const std::string& address, std::string admitted_host);
@@ -166,7 +194,9 @@ class GossipNode {
   bool SendFrame(Connection* c, uint8_t type, std::string payload);
   void Close(Connection* c, absl::Status why);
   std::string PeerListFrame() const;
-  void Learn(const std::string& address, std::optional<crdt::AuthorKey> key);
+  // Remembers a learned address. `authoritative`: announced by the
+  // connection of `key` itself (else vouched for by another peer).
+  void Learn(const std::string& address, std::optional<crdt::AuthorKey> key, bool authoritative);
   std::vector<Connection*> Pick(size_t n, const std::string* document,
                                 const std::optional<crdt::AuthorKey>& exclude);
   uint64_t NowMs() const;
@@ -191,6 +221,12 @@ class GossipNode {
   // from inside one of their own callbacks).
   std::vector<std::unique_ptr<Connection>> graveyard_;
   std::map<std::string, KnownPeer> known_;  // by address
+  uint64_t next_generation_ = 1;
+  uint32_t learned_dialing_ = 0;           // learned addresses holding a dial slot
+  std::deque<std::string> learned_queue_;  // learned addresses waiting for a slot
+  // Unauthenticated accepted connections, oldest first.
+  std::list<PendingHandshake> handshaking_;
+  uint64_t next_handshake_id_ = 1;
   // Counts a KJ exception that escaped a background task (each task
   // handles its own errors, so this should never run). KJ's interface has
   // no virtual destructor; nothing deletes through it.

@@ -47,6 +47,8 @@ struct NodeOptions {
   uint32_t frame_bytes_max = 1u << 20;
   uint64_t handshake_timeout_ms = 5000;
   uint64_t idle_timeout_ms = 60000;
+  // Connections still in the handshake (unauthenticated), in total and per
+  // remote address; when full, the oldest gives way to a new one.
   size_t connections_max = 256;
   uint32_t connections_per_address_max = 8;
   uint32_t handshakes_per_address_per_minute = 60;
@@ -57,6 +59,9 @@ struct NodeStats {
   uint64_t connections_accepted = 0;
   uint64_t connections_dialed = 0;
   uint64_t connections_refused = 0;
+  uint64_t connections_displaced = 0;  // unauthenticated, closed for a newer one (pool full)
+  uint64_t peer_lists_ignored = 0;     // peer-list frames over the rate limit
+  uint64_t learned_peers_dropped = 0;  // learned addresses forgotten
   uint64_t handshakes_failed = 0;
   uint64_t connections_closed = 0;
   uint64_t bad_frames = 0;

@@ -175,6 +175,9 @@ class NodeCore {
     s.connections_accepted = g.connections_accepted;
     s.connections_dialed = g.connections_dialed;
     s.connections_refused = g.connections_refused;
+    s.connections_displaced = g.connections_displaced;
+    s.peer_lists_ignored = g.peer_lists_ignored;
+    s.learned_peers_dropped = g.learned_peers_dropped;
     s.handshakes_failed = g.handshakes_failed;
     s.connections_closed = g.connections_closed;
     s.bad_frames = g.bad_frames;
