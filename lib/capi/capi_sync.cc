@@ -263,6 +263,9 @@ std::string NodeStatsJson(const edgesync::Node& node) {
   j["bytes_sent"] = s.bytes_sent;
   j["bytes_received"] = s.bytes_received;
   j["peers_connected"] = s.peers_connected;
+  j["connections_displaced"] = s.connections_displaced;
+  j["peer_lists_ignored"] = s.peer_lists_ignored;
+  j["learned_peers_dropped"] = s.learned_peers_dropped;
   nlohmann::ordered_json peers = nlohmann::ordered_json::array();
   for (const edgesync::NodePeer& p : node.peers()) {
     nlohmann::ordered_json e;
