@@ -27,7 +27,8 @@
 // Outside the fixture (issue 9, findings 4 and 5): a node's own handshake
 // flights shuttled back to it (reflection) are refused and the address is
 // redialled; a peer that dials in while silent connections fill the
-// unauthenticated pool still connects and syncs.
+// unauthenticated pool still connects and syncs; a configured address is
+// dialled past the failure limit that makes a learned one forgotten.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -733,6 +734,51 @@ TEST(NodeReflectionTest, ShuttledOwnFlightsAreRefusedAndTheAddressRedialled) {
   EXPECT_GE(s.handshakes_failed, 2u);
   EXPECT_THAT(last_error, ::testing::HasSubstr("own key"));
   f.nodes[0]->Stop();
+}
+
+// The dial policy's other half (issue 9, finding 5): a configured address
+// is never forgotten, however often it fails. A trap accepts each dial and
+// closes it at once (a failed handshake); the node must go on dialling it,
+// with backoff, past learned_dial_failures_max (5) failures.
+TEST(NodeDialPolicyTest, ConfiguredAddressIsDialledPastTheLearnedFailureLimit) {
+  Fleet f(1);
+  std::atomic<uint16_t> trap_port{0};
+  std::atomic<int> dials{0};
+  std::atomic<bool> stop{false};
+  std::thread trap([&] {
+    OnOwnLoop([&](kj::AsyncIoContext& io) {
+      kj::Own<kj::ConnectionReceiver> listener =
+          io.provider->getNetwork().parseAddress("127.0.0.15", 0).wait(io.waitScope)->listen();
+      trap_port = static_cast<uint16_t>(listener->getPort());
+      std::function<kj::Promise<void>()> accept = [&]() -> kj::Promise<void> {
+        return listener->accept().then([&](kj::Own<kj::AsyncIoStream>) {
+          ++dials;  // the stream is dropped: closed at once
+          return accept();
+        });
+      };
+      kj::Promise<void> accepting = accept().eagerlyEvaluate(
+          [](kj::Exception&& e) { ADD_FAILURE() << "trap: " << e.getDescription().cStr(); });
+      WaitOnLoop(
+          io, [&] { return stop.load(); }, 120000);
+    });
+  });
+  ASSERT_TRUE(WaitFor([&] { return trap_port.load() != 0; }, Deadline(5000)));
+  const std::string target = absl::StrCat("127.0.0.15:", trap_port.load());
+  NodeOptions o = Fleet::Quick();
+  o.peers = {target};
+  ASSERT_TRUE(f.Start(0, o).ok());
+  // Backoff capped at reconnect_max_ms (1000): 7 dials within about 5 s.
+  const bool kept = WaitFor([&] { return dials.load() >= 7; }, Deadline(15000));
+  bool listed = false;
+  for (const NodePeer& p : f.nodes[0]->peers()) listed = listed || p.address == target;
+  const NodeStats s = f.nodes[0]->stats();
+  stop = true;
+  trap.join();
+  f.nodes[0]->Stop();
+  EXPECT_TRUE(kept) << "dials: " << dials.load();
+  EXPECT_TRUE(listed);
+  EXPECT_EQ(s.learned_peers_dropped, 0u);
+  EXPECT_GE(s.handshakes_failed, 6u);
 }
 
 }  // namespace
