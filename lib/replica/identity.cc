@@ -2,6 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -16,15 +19,11 @@ std::string IdentityPath(const std::string& dir) { return absl::StrCat(dir, "/",
 }  // namespace
 
 absl::StatusOr<transport::SigningKey> LoadIdentity(const std::string& dir) {
+  if (absl::Status s = CheckPrivateDirectory(dir); !s.ok()) return s;
   const std::string path = IdentityPath(dir);
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "stat", path);
-  if ((st.st_mode & 077) != 0) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "identity file \"", path, "\" may be read by other users; run chmod 600 on it"));
-  }
-  absl::StatusOr<std::string> text = ReadSmallFile(path, 1024);
+  absl::StatusOr<std::string> text = ReadOwnerOnlyFile(path, "identity file", 1024);
   if (!text.ok()) return text.status();
+  absl::Cleanup scrub = [&text] { std::fill(text->begin(), text->end(), '\0'); };
   const absl::string_view hex = absl::StripAsciiWhitespace(*text);
   if (hex.size() != 2 * transport::kSecretKeyBytes) {
     return absl::DataLossError(absl::StrCat("identity file \"", path, "\" is malformed"));
@@ -45,10 +44,21 @@ absl::StatusOr<transport::SigningKey> LoadIdentity(const std::string& dir) {
 }
 
 absl::StatusOr<transport::SigningKey> CreateIdentity(const std::string& dir) {
+  if (absl::Status s = CheckPrivateDirectory(dir); !s.ok()) return s;
+  // The rename below would replace a link rather than write through it, but
+  // a link or other non-file here means someone meddled: refuse.
+  const std::string path = IdentityPath(dir);
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("identity file \"", path, "\" exists and is not a regular file",
+                     S_ISLNK(st.st_mode) ? " (a symbolic link, which edgesync does not follow)" : "",
+                     "; move it away"));
+  }
   absl::StatusOr<transport::SigningKey> key = transport::SigningKey::Generate();
   if (!key.ok()) return key.status();
   std::string hex = absl::StrCat(absl::BytesToHexString(key->secret_bytes()), "\n");
-  absl::Status written = WriteFileAtomically(IdentityPath(dir), hex, 0600);
+  absl::Status written = WriteFileAtomically(path, hex, 0600);
   std::fill(hex.begin(), hex.end(), '\0');
   if (!written.ok()) return written;
   return key;

@@ -318,6 +318,109 @@ class Cli(unittest.TestCase):
         self.assertEqual(self.out("import", b, f), "applied 2, duplicate 0, held 0, rejected 0\n")
         self.assertEqual(self.digest(a, "d"), self.digest(b, "d"))
 
+    # ------------------------------------------ local attacker (security issue 9)
+
+    def write(self, name, data):
+        f = self.path(name)
+        with open(f, "wb") as out:
+            out.write(data)
+        return f
+
+    def attackers_file(self):
+        v = self.write("victim", b"attacker's file\n")
+        os.chmod(v, 0o644)
+        return v
+
+    def read(self, f):
+        with open(f, "rb") as inp:
+            return inp.read()
+
+    def test_init_refuses_a_link_at_identity_key(self):
+        d = self.path("r")
+        os.mkdir(d, 0o700)
+        key = os.path.join(d, "identity.key")
+        victim = self.attackers_file()
+        os.symlink(victim, key)
+        line = r'init: identity file ".*/r/identity.key" is a symbolic link, which edgesync does not follow'
+        self.fails("init", d, line=line)
+        self.assertEqual(self.read(victim), b"attacker's file\n")
+        self.assertEqual(os.stat(victim).st_mode & 0o777, 0o644)
+        # A dangling link: nothing is created through it, no store either.
+        os.unlink(key)
+        nowhere = self.path("nowhere")
+        os.symlink(nowhere, key)
+        self.fails("init", d, line=line)
+        self.assertFalse(os.path.lexists(nowhere))
+        self.assertEqual(os.listdir(d), ["identity.key"])
+
+    def test_init_ignores_links_planted_at_temporary_names(self):
+        """The old writer used identity.key.tmp.<pid> with O_CREAT|O_TRUNC and
+        followed a link there: plant one for each pid the command may get."""
+        try:
+            with open("/proc/sys/kernel/ns_last_pid") as f:
+                last = int(f.read())
+        except OSError:
+            self.skipTest("no /proc/sys/kernel/ns_last_pid to guess the next pid")
+        d = self.path("r")
+        os.mkdir(d, 0o700)
+        victim = self.attackers_file()
+        for pid in range(last + 1, last + 3000):
+            os.symlink(victim, os.path.join(d, f"identity.key.tmp.{pid}"))
+        self.assertRegex(self.out("init", d).rstrip("\n"), HEX64)
+        self.assertEqual(self.read(victim), b"attacker's file\n")
+        self.assertEqual(os.stat(victim).st_mode & 0o777, 0o644)
+        key = os.path.join(d, "identity.key")
+        self.assertFalse(os.path.islink(key))
+        self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
+        self.assertEqual(len([n for n in os.listdir(d) if n.startswith("identity.key.tmp.")]), 2999)
+
+    def test_init_refuses_a_directory_others_may_write(self):
+        d = self.path("r")
+        os.mkdir(d)
+        for mode in (0o777, 0o1777, 0o770):
+            os.chmod(d, mode)
+            self.fails("init", d, line=r'init: directory ".*/r" has mode %04o: group or others may '
+                                       r"create and replace files in it; run chmod go-w on it" % mode)
+            self.assertEqual(os.listdir(d), [])
+        os.chmod(d, 0o755)
+        key = self.out("init", d)
+        os.chmod(d, 0o777)  # opened up later
+        self.fails("id", d, line=r'id: directory ".*/r" has mode 0777')
+        os.chmod(d, 0o700)
+        self.assertEqual(self.out("id", d), key)
+        if os.geteuid() == 0:
+            os.chown(d, 54321, 54321)
+            self.fails("id", d, line=r'id: directory ".*/r" is owned by uid 54321, not by the user '
+                                     r"opening it \(uid 0\)")
+            os.chown(d, 0, 0)
+
+    def test_identity_file_must_be_a_private_regular_file_of_ours(self):
+        a, ka = self.replica("a")
+        key = os.path.join(a, "identity.key")
+        saved = self.read(key)
+        for mode in (0o640, 0o604, 0o660):
+            os.chmod(key, mode)
+            self.fails("id", a, line=r'id: identity file ".*/a/identity.key" has mode %04o: group or '
+                                     r"others may access it; run chmod 600 on it" % mode)
+        os.chmod(key, 0o600)
+        if os.geteuid() == 0:
+            os.chown(key, 54321, 54321)
+            self.fails("id", a, line=r'id: identity file ".*/a/identity.key" is owned by uid 54321, '
+                                     r"not by the user opening it \(uid 0\)")
+            os.chown(key, 0, 0)
+        os.unlink(key)
+        os.mkdir(key, 0o700)
+        self.fails("id", a, line=r'id: identity file ".*/a/identity.key" is a directory, not a '
+                                 r"regular file; move it away")
+        os.rmdir(key)
+        copy = self.write("copy.key", saved)
+        os.chmod(copy, 0o600)
+        os.symlink(copy, key)
+        self.fails("id", a, line=r'id: identity file ".*/a/identity.key" is a symbolic link')
+        os.unlink(key)
+        os.rename(copy, key)
+        self.assertEqual(self.out("id", a), ka + "\n")
+
     def test_vv_and_export_since(self):
         a, b = self.pair()
         self.out("put", a, "d", "/v", "1")
