@@ -7,7 +7,9 @@
 
 #include <cstring>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "crdt/check.h"
 #include "crdt/compact_codec.h"
 #include "crdt/utf8.h"
 #include "transport/batch.capnp.h"
@@ -37,6 +39,24 @@ absl::Status ValidateHeader(const BatchHeader& h) {
   return absl::OkStatus();
 }
 
+// The one accepted encoding of a SignedBatch holding `body` and `signature`:
+// a single segment holding, in order, the root pointer, the SignedBatch
+// struct (no data words, two pointers), the body bytes and the signature
+// bytes, each padded with zeros to a word. The builder's first segment is
+// exactly that size, so it never spills into a second one.
+std::string EncodeEnvelope(absl::string_view body, absl::string_view signature) {
+  const auto words = [](size_t bytes) { return (bytes + sizeof(capnp::word) - 1) / sizeof(capnp::word); };
+  const size_t total_words = 1 + 2 + words(body.size()) + words(signature.size());
+  capnp::MallocMessageBuilder message(static_cast<unsigned>(total_words),
+                                      capnp::AllocationStrategy::FIXED_SIZE);
+  auto signed_batch = message.initRoot<schema::SignedBatch>();
+  signed_batch.setBody(AsCapnpData(body));
+  signed_batch.setSignature(AsCapnpData(signature));
+  std::string out = MessageToBytes(message);
+  ES_CHECK(out.size() == sizeof(capnp::word) * (1 + total_words));  // one segment, no spill
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> SealBatch(const BatchHeader& header, absl::string_view delta,
@@ -58,12 +78,7 @@ absl::StatusOr<std::string> SealBatch(const BatchHeader& header, absl::string_vi
   body.setDelta(AsCapnpData(delta));
   body.setCompacted(header.compacted);
   const std::string body_bytes = MessageToBytes(body_message);
-
-  capnp::MallocMessageBuilder message;
-  auto signed_batch = message.initRoot<schema::SignedBatch>();
-  signed_batch.setBody(AsCapnpData(body_bytes));
-  signed_batch.setSignature(AsCapnpData(key.Sign(kBatchSignatureTag, body_bytes)));
-  return MessageToBytes(message);
+  return EncodeEnvelope(body_bytes, key.Sign(kBatchSignatureTag, body_bytes));
 }
 
 namespace {
@@ -116,13 +131,42 @@ absl::StatusOr<OpenedBatch> OpenBatch(absl::string_view bytes, size_t max_bytes)
   std::string body_bytes;
   std::string signature;
   if (absl::Status s = ParseEnvelope(bytes, &out, &body_bytes, &signature); !s.ok()) return s;
+  // The signature covers the body only: without this check a relay could
+  // re-encode the envelope (unused words, more segments, far pointers,
+  // another order) into bytes that differ but verify, and the copy would
+  // replace or duplicate the stored batch. One encoding per content.
+  // TODO(perf): compare in place instead of building a second copy.
+  if (EncodeEnvelope(body_bytes, signature) != bytes) {
+    return NonCanonicalEnvelopeError();
+  }
   if (!VerifySignature(out.header.author, kBatchSignatureTag, body_bytes, signature)) {
-    return absl::UnauthenticatedError(absl::StrCat("batch signature by ",
-                                                   out.header.author.Hex().substr(0, 16),
-                                                   "... does not verify"));
+    return BadSignatureError(out.header.author);
   }
   out.bytes = std::string(bytes);
   return out;
+}
+
+absl::Status NonCanonicalEnvelopeError() {
+  absl::Status s = absl::InvalidArgumentError(kNonCanonicalEnvelopeMessage);
+  s.SetPayload(kBatchRejectionPayload, absl::Cord("not_canonical"));
+  return s;
+}
+
+absl::Status BadSignatureError(const crdt::AuthorKey& author) {
+  absl::Status s = absl::UnauthenticatedError(
+      absl::StrCat("batch signature by ", author.Hex(), " does not verify"));
+  s.SetPayload(kBatchRejectionPayload, absl::Cord("bad_signature"));
+  return s;
+}
+
+bool IsNonCanonicalEnvelope(const absl::Status& s) {
+  const auto tag = s.GetPayload(kBatchRejectionPayload);
+  return absl::IsInvalidArgument(s) && tag.has_value() && *tag == "not_canonical";
+}
+
+bool IsBadSignature(const absl::Status& s) {
+  const auto tag = s.GetPayload(kBatchRejectionPayload);
+  return absl::IsUnauthenticated(s) && tag.has_value() && *tag == "bad_signature";
 }
 
 absl::StatusOr<OpenedBatch> OpenStoredBatch(absl::string_view bytes) {

@@ -62,10 +62,25 @@ absl::StatusOr<std::string> SealBatch(const BatchHeader& header, absl::string_vi
                                       const SigningKey& key);
 
 // Parses and verifies. kInvalidArgument for malformed bytes, a size over
-// `max_bytes`, a bad document id or seq range; kUnimplemented for a newer
-// envelope format; kUnauthenticated for a signature that does not verify.
+// `max_bytes`, a bad document id or seq range, or an envelope not in
+// canonical form (NonCanonicalEnvelopeError: bytes other than exactly those
+// SealBatch writes for the same body and signature, so equal signed content
+// is always equal bytes); kUnimplemented for a newer envelope format;
+// kUnauthenticated for a signature that does not verify (BadSignatureError).
 // It does not check that the author is trusted: that is the replica's rule.
 absl::StatusOr<OpenedBatch> OpenBatch(absl::string_view bytes, size_t max_bytes = kBatchBytesMax);
+
+// The statuses OpenBatch gives for a non-canonical envelope and for a bad
+// signature, and tests for them: both carry a payload under
+// kBatchRejectionPayload, so callers can count them apart from other
+// kInvalidArgument and kUnauthenticated rejections (an untrusted author).
+inline constexpr absl::string_view kNonCanonicalEnvelopeMessage =
+    "batch envelope is not in canonical form";
+inline constexpr absl::string_view kBatchRejectionPayload = "type.edgesync/batch-rejection";
+absl::Status NonCanonicalEnvelopeError();
+absl::Status BadSignatureError(const crdt::AuthorKey& author);
+bool IsNonCanonicalEnvelope(const absl::Status& s);
+bool IsBadSignature(const absl::Status& s);
 
 // Parses a batch this replica stored itself (authored, or verified before
 // it was stored) WITHOUT verifying the signature again. Never for bytes

@@ -221,6 +221,18 @@ inline std::string MakeBundle(const std::vector<std::string>& batches) {
   return file;
 }
 
+// The same signed batch with one unused word at the end of its (single)
+// segment: a valid Cap'n Proto message with the same body and signature,
+// what a relay padding an honest batch would send.
+inline std::string PaddedBatch(const std::string& batch) {
+  std::string out = batch + std::string(8, '\0');
+  uint32_t words = 0;
+  std::memcpy(&words, out.data() + 4, 4);
+  ++words;
+  std::memcpy(out.data() + 4, &words, 4);
+  return out;
+}
+
 // Exports every batch of `r` and returns them.
 inline std::vector<std::string> ExportAll(Replica& r, const std::string& file) {
   absl::StatusOr<BundleReport> rep = r.ExportBundle(file);
