@@ -464,13 +464,20 @@ EDGESYNC_API int edgesync_bundle_export(edgesync_replica *r, const char *doc_pre
  * out_report_json: may be NULL (no report); else *out_report_json is set
  *   to a report the caller frees with edgesync_free:
  *     {"applied":n,"duplicate":n,"held":n,"rejected":n,"equivocations":n,
- *      "reasons":["batch 2: ...",...]}
+ *      "reasons":["batch 2: untrusted_author: ...",...],
+ *      "rejected_by_reason":{"untrusted_author":n,...}}
  *   applied: new here; duplicate: already held; held: timestamped too far
- *   ahead, kept and applied when the clock catches up; rejected: refused,
- *   one line each in reasons; equivocations: batches proving an author
- *   signed two values for one dot. It is set whenever the file was opened
- *   or tried (a missing or damaged file: every count 0, the one reason in
- *   "reasons"), and NULL when the arguments were refused.
+ *   ahead, kept and applied when the clock catches up; rejected: refused;
+ *   equivocations: batches proving an author signed two values for one
+ *   dot; rejected_by_reason: the rejected batches per reason class
+ *   ("malformed", "not_canonical", "bad_signature", "untrusted_author",
+ *   "unsupported_format", "replica_failed", "store_error"; classes with
+ *   none absent; the counts add up to rejected); reasons: at most 8
+ *   example lines "batch <n>: <class>: <why>", the first of each class
+ *   among them, so the report stays small whatever the file holds. It is
+ *   set whenever the file was opened or tried (a missing or damaged file:
+ *   every count 0, the one reason in "reasons"), and NULL when the
+ *   arguments were refused.
  * Returns OK only if nothing was rejected and the file was intact;
  * otherwise the code of the failure, the report still set: CORRUPT
  * (truncated or damaged file: nothing applied); NOT_FOUND/

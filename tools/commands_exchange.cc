@@ -52,8 +52,17 @@ int RunImport(const ExchangeArgs& a) {
   if (!report.ok()) return Fail("import", report.status());
   const ApplyReport& b = report->batches;
   std::cout << "applied " << b.applied << ", duplicate " << b.duplicate << ", held " << b.held
-            << ", rejected " << b.rejected << std::endl;
+            << ", rejected " << b.rejected << '\n';
+  // Bounded whatever the bundle holds: one line per reason class, then the
+  // report's few examples.
+  for (const auto& [reason, count] : b.rejected_by_reason) {
+    std::cout << "rejected " << reason << ": " << count << '\n';
+  }
+  std::cout << std::flush;
   for (const std::string& reason : b.reasons) Fail("import", reason);
+  if (b.rejected > b.reasons.size()) {
+    Fail("import", absl::StrCat(b.rejected - b.reasons.size(), " more rejected batches not shown"));
+  }
   return b.rejected == 0 ? kExitOk : kExitFailure;
 }
 
@@ -129,8 +138,9 @@ void AddExchangeCommands(CLI::App& app, int* exit_code) {
 
   CLI::App* imp = app.add_subcommand(
       "import",
-      "Verify the bundle FILE, apply its batches and print the counts. Fails if\n"
-      "the file is damaged (nothing is applied) or a batch was rejected.");
+      "Verify the bundle FILE, apply its batches and print the counts (rejected\n"
+      "ones per reason, with a few examples on stderr). Fails if the file is\n"
+      "damaged (nothing is applied) or a batch was rejected.");
   imp->add_option("DIR", a->dir, "the replica's directory")->required();
   imp->add_option("FILE", a->file, "the bundle to read")->required();
   imp->callback([a, exit_code] { *exit_code = RunImport(*a); });

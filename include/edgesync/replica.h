@@ -92,7 +92,8 @@ class Replica {
   // Verifies a bundle's checksum, then verifies and applies every batch in
   // it exactly as ApplyBatches does. A truncated or corrupted file is
   // kDataLoss and changes nothing. The report counts applied, duplicate,
-  // held and rejected batches with reasons; importing a replica's own
+  // held and rejected batches, the rejected ones per reason class with a
+  // few examples (bounded, see ApplyReport); importing a replica's own
   // batches back counts as duplicates.
   absl::StatusOr<BundleReport> ImportBundle(const std::string& file);
 

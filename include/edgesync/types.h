@@ -6,6 +6,7 @@
 #ifndef EDGESYNC_TYPES_H_
 #define EDGESYNC_TYPES_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -72,13 +73,34 @@ struct Change {
 // {"doc":"...","paths":["/a"],"remote":true,"author":"<hex>","paths_truncated":false}
 std::string ChangeJson(const Change& change);
 
-// Outcome of applying batches.
+// The reason classes of rejected batches: the keys of
+// ApplyReport::rejected_by_reason. Stable strings.
+inline constexpr char kRejectedMalformed[] = "malformed";            // kInvalidArgument
+inline constexpr char kRejectedNotCanonical[] = "not_canonical";     // envelope re-encoded
+inline constexpr char kRejectedBadSignature[] = "bad_signature";     // does not verify
+inline constexpr char kRejectedUntrusted[] = "untrusted_author";     // author not trusted
+inline constexpr char kRejectedUnsupported[] = "unsupported_format"; // newer format
+inline constexpr char kRejectedReplicaFailed[] = "replica_failed";   // reopen the replica
+inline constexpr char kRejectedStoreError[] = "store_error";         // any other local error
+
+// At most this many lines in ApplyReport::reasons, whatever the input.
+inline constexpr size_t kRejectionExamplesMax = 8;
+
+// Outcome of applying batches. Its size is bounded whatever the input: a
+// bundle of millions of bad batches gives counts, not millions of lines.
 struct ApplyReport {
   uint64_t applied = 0;
   uint64_t duplicate = 0;
   uint64_t held = 0;
   uint64_t rejected = 0;
-  // One line per rejected batch ("batch 3: untrusted author 1f2e...").
+  // Rejected batches per reason class (kRejected* above); the counts add
+  // up to `rejected`. Classes with none are absent.
+  std::map<std::string, uint64_t> rejected_by_reason;
+  // Examples, in batch order: at most kRejectionExamplesMax lines
+  // "batch <n>: <class>: <why>" (n counts from 1), e.g.
+  // "batch 3: untrusted_author: batch author <64 hex> is not trusted".
+  // The first rejection of every class is among them; the rest of the room
+  // goes to the earliest rejections.
   std::vector<std::string> reasons;
   // The status code of the first rejected batch (kOk if none was):
   // kUnauthenticated for an untrusted author or a bad signature,
@@ -109,6 +131,8 @@ struct BundleExportOptions {
 struct BundleReport {
   ApplyReport batches;  // for export: applied = batches written
   uint64_t bytes = 0;
+  // Export: documents written. Import: documents with a batch applied,
+  // duplicate or held (a rejected batch's document is not counted).
   uint64_t documents = 0;
 };
 

@@ -96,6 +96,7 @@ std::string FailedImportReport(absl::string_view why) {
   j["rejected"] = 0;
   j["equivocations"] = 0;
   j["reasons"] = nlohmann::ordered_json::array({std::string(why)});
+  j["rejected_by_reason"] = nlohmann::ordered_json::object();
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
@@ -463,6 +464,10 @@ EDGESYNC_API int edgesync_bundle_import(edgesync_replica* r, const char* file,
         j["rejected"] = b.rejected;
         j["equivocations"] = b.equivocations;
         j["reasons"] = b.reasons;
+        j["rejected_by_reason"] = nlohmann::ordered_json::object();
+        for (const auto& [reason, count] : b.rejected_by_reason) {
+          j["rejected_by_reason"][reason] = count;
+        }
         if (int c =
                 CopyOut(j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace),
                         out_report_json);

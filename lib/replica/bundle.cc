@@ -11,6 +11,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "lib/replica/apply_report.h"
 #include "lib/store/key_codec.h"
 #include "lib/util/file_util.h"
 
@@ -250,7 +251,11 @@ absl::StatusOr<BundleReport> ImportBundle(ReplicaCore& core, const std::string& 
     absl::StatusOr<std::string> batch = r.Read(len_reader.U32());
     if (!batch.ok()) return batch.status();
     ApplyResult result = core.ApplyBatch(*batch);
-    if (!result.document.empty()) docs.insert(result.document);
+    // Only documents this import touched: rejected batches (an untrusted
+    // author's, say, each naming another document) must not grow the set.
+    if (result.outcome != ApplyOutcome::kRejected && !result.document.empty()) {
+      docs.insert(result.document);
+    }
     switch (result.outcome) {
       case ApplyOutcome::kApplied:
         ++report.batches.applied;
@@ -262,9 +267,7 @@ absl::StatusOr<BundleReport> ImportBundle(ReplicaCore& core, const std::string& 
         ++report.batches.held;
         break;
       case ApplyOutcome::kRejected:
-        if (report.batches.rejected == 0) report.batches.first_rejection = result.status.code();
-        ++report.batches.rejected;
-        report.batches.reasons.push_back(absl::StrCat("batch ", i + 1, ": ", result.status.message()));
+        AddRejection(report.batches, i + 1, result.status);
         break;
     }
     report.batches.applied += result.released;

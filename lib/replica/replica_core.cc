@@ -13,6 +13,7 @@
 #include "crdt/join.h"
 #include "crdt/read.h"
 #include "crdt/transaction_builder.h"
+#include "lib/replica/apply_report.h"
 #include "lib/replica/claims.h"
 #include "lib/replica/identity.h"
 #include "lib/store/document_state.h"
@@ -910,9 +911,7 @@ ApplyReport ReplicaCore::ApplyBatches(const std::vector<std::string>& batches) {
         ++report.held;
         break;
       case ApplyOutcome::kRejected:
-        if (report.rejected == 0) report.first_rejection = r.status.code();
-        ++report.rejected;
-        report.reasons.push_back(absl::StrCat("batch ", i + 1, ": ", r.status.message()));
+        AddRejection(report, i + 1, r.status);  // bounded: counts and a few examples
         break;
     }
     // Batches that were waiting and that this one let through.

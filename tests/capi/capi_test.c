@@ -1680,6 +1680,20 @@ static void damage_batch(const char *from, const char *to, int index,
   free(bytes);
 }
 
+/* A bundle of `count` zero-length entries (each a malformed batch) with a
+ * correct checksum. */
+static void write_empty_entries(const char *to, size_t count) {
+  size_t size = 16 + 4 * count + 32, i;
+  unsigned char *bytes = calloc(size, 1);
+  CHECK(bytes != NULL);
+  memcpy(bytes, "ESBUNDL1", 8);
+  for (i = 0; i < 8; ++i) bytes[8 + i] = (unsigned char)((uint64_t)count >> (56 - 8 * i));
+  CHECK(sodium_init() >= 0);
+  CHECK(crypto_generichash(bytes + size - 32, 32, bytes, size - 32, NULL, 0) == 0);
+  write_file(to, bytes, size);
+  free(bytes);
+}
+
 /* The last 64 bytes of a signed batch are its ed25519 signature. */
 static void flip_signature(unsigned char *batch, size_t len) { batch[len - 1] ^= 1; }
 static void zero_batch(unsigned char *batch, size_t len) { memset(batch, 0, len); }
@@ -1712,6 +1726,8 @@ static void test_bundles(void) {
   CHECK(strstr(report, "\"applied\":0") != NULL);
   CHECK(strstr(report, "\"rejected\":1") != NULL);
   CHECK(strstr(report, "not trusted") != NULL);
+  CHECK(strstr(report, "\"reasons\":[\"batch 1: untrusted_author: ") != NULL);
+  CHECK(strstr(report, "\"rejected_by_reason\":{\"untrusted_author\":1}}") != NULL);
   edgesync_free(report);
   expect_get(b, "pump-7", NULL, "{}");
 
@@ -1720,7 +1736,7 @@ static void test_bundles(void) {
   OK(edgesync_bundle_import(b, file, &report));
   CHECK_STR(report,
             "{\"applied\":1,\"duplicate\":0,\"held\":0,\"rejected\":0,\"equivocations\":0,"
-            "\"reasons\":[]}");
+            "\"reasons\":[],\"rejected_by_reason\":{}}");
   edgesync_free(report);
   CHECK(rec.remote_calls == 1);
   CHECK(strstr(rec.last_json, "\"remote\":true") != NULL);
@@ -1740,12 +1756,14 @@ static void test_bundles(void) {
   CHECK_RC(edgesync_bundle_import(b, bad, &report), EDGESYNC_UNAUTHENTICATED);
   CHECK(strstr(report, "\"rejected\":1") != NULL);
   CHECK(strstr(report, "does not verify") != NULL);
+  CHECK(strstr(report, "\"rejected_by_reason\":{\"bad_signature\":1}") != NULL);
   edgesync_free(report);
   /* A malformed batch: INVALID_ARGUMENT. */
   damage_batch(all, bad, 1, zero_batch);
   CHECK_RC(edgesync_bundle_import(b, bad, &report), EDGESYNC_INVALID_ARGUMENT);
   CHECK(strstr(report, "\"rejected\":1") != NULL);
-  CHECK(strstr(report, "\"reasons\":[\"batch 2: ") != NULL);
+  CHECK(strstr(report, "\"reasons\":[\"batch 2: malformed: ") != NULL);
+  CHECK(strstr(report, "\"rejected_by_reason\":{\"malformed\":1}") != NULL);
   edgesync_free(report);
   expect_get(b, "site", NULL, "{\"name\":\"north\"}"); /* the good one of the two */
   /* Both batches bad: the code is the first rejected batch's. */
@@ -1753,6 +1771,7 @@ static void test_bundles(void) {
   damage_batch(bad, bad, 1, flip_signature);
   CHECK_RC(edgesync_bundle_import(b, bad, &report), EDGESYNC_INVALID_ARGUMENT);
   CHECK(strstr(report, "\"rejected\":2") != NULL);
+  CHECK(strstr(report, "\"rejected_by_reason\":{\"bad_signature\":1,\"malformed\":1}") != NULL);
   edgesync_free(report);
   damage_batch(all, bad, 0, flip_signature);
   damage_batch(bad, bad, 1, zero_batch);
@@ -1767,6 +1786,14 @@ static void test_bundles(void) {
   CHECK_RC(edgesync_bundle_import(b, bad, &report), EDGESYNC_CORRUPT);
   CHECK(report != NULL && strstr(report, "\"rejected\":0") != NULL);
   CHECK(strstr(report, "\"reasons\":[\"") != NULL);
+  CHECK(strstr(report, "\"rejected_by_reason\":{}") != NULL);
+  edgesync_free(report);
+  /* Many bad entries: the report counts them and stays small. */
+  write_empty_entries(bad, 20000);
+  CHECK_RC(edgesync_bundle_import(b, bad, &report), EDGESYNC_INVALID_ARGUMENT);
+  CHECK(strstr(report, "\"rejected\":20000") != NULL);
+  CHECK(strstr(report, "\"rejected_by_reason\":{\"malformed\":20000}") != NULL);
+  CHECK(strlen(report) < 2000);
   edgesync_free(report);
   write_file(bad, bytes, size - 1);
   CHECK_RC(edgesync_bundle_import(b, bad, &report), EDGESYNC_CORRUPT);

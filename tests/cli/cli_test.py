@@ -5,6 +5,7 @@ exact outputs and exit codes (tools/cli.h has the exit code contract).
 Usage: cli_test.py EDGESYNC_BINARY
 """
 
+import hashlib
 import json
 import os
 import re
@@ -307,18 +308,44 @@ class Cli(unittest.TestCase):
         f = self.path("a.bundle")
         self.assertRegex(self.out("export", a, f), "^exported 2 batches")
         stdout, stderr = self.run_cli("import", b, f, rc=1)
-        self.assertEqual(stdout, "applied 0, duplicate 0, held 0, rejected 2\n")
+        self.assertEqual(stdout, "applied 0, duplicate 0, held 0, rejected 2\n"
+                                 "rejected untrusted_author: 2\n")
         lines = stderr.splitlines()
         self.assertEqual(len(lines), 2, stderr)
         for line in lines:
-            self.assertRegex(line, r"^edgesync: import: batch \d: .*not trusted")
+            self.assertRegex(line, r"^edgesync: import: batch \d: untrusted_author: .*not trusted")
         self.assertEqual(self.out("docs", b), "")
         # Trusted now: the same bundle applies.
         self.out("trust", b, ka)
         self.assertEqual(self.out("import", b, f), "applied 2, duplicate 0, held 0, rejected 0\n")
         self.assertEqual(self.digest(a, "d"), self.digest(b, "d"))
 
-    # ------------------------------------------ local attacker (security issue 9)
+    # ------------------------------------------ hostile input (security issue 9)
+
+    @staticmethod
+    def bundle_bytes(batches):
+        """A valid ESBUNDL1 file holding `batches` (docs/batch-format.md)."""
+        body = b"ESBUNDL1" + len(batches).to_bytes(8, "big")
+        body += b"".join(len(x).to_bytes(4, "big") + x for x in batches)
+        return body + hashlib.blake2b(body, digest_size=32).digest()
+
+    @staticmethod
+    def bundle_entries(data):
+        count = int.from_bytes(data[8:16], "big")
+        at, out = 16, []
+        for _ in range(count):
+            n = int.from_bytes(data[at:at + 4], "big")
+            out.append(data[at + 4:at + 4 + n])
+            at += 4 + n
+        return out
+
+    @staticmethod
+    def padded(batch):
+        """The same signed batch with one unused word in its segment: a valid
+        Cap'n Proto message with the same body and signature."""
+        assert int.from_bytes(batch[0:4], "little") == 0, "one segment"
+        words = int.from_bytes(batch[4:8], "little")
+        return batch[:4] + (words + 1).to_bytes(4, "little") + batch[8:] + bytes(8)
 
     def write(self, name, data):
         f = self.path(name)
@@ -420,6 +447,67 @@ class Cli(unittest.TestCase):
         os.unlink(key)
         os.rename(copy, key)
         self.assertEqual(self.out("id", a), ka + "\n")
+
+    def test_import_refuses_a_padded_copy_of_a_stored_batch(self):
+        a, b = self.pair()
+        self.out("put", a, "d", "/v", '"honest"')
+        f = self.path("a.bundle")
+        self.out("export", a, f)
+        [honest] = self.bundle_entries(self.read(f))
+        self.assertEqual(self.out("import", b, f), "applied 1, duplicate 0, held 0, rejected 0\n")
+        g = self.write("padded.bundle", self.bundle_bytes([self.padded(honest)]))
+        stdout, stderr = self.run_cli("import", b, g, rc=1)
+        self.assertEqual(stdout, "applied 0, duplicate 0, held 0, rejected 1\n"
+                                 "rejected not_canonical: 1\n")
+        self.assertEqual(stderr, "edgesync: import: batch 1: not_canonical: "
+                                 "batch envelope is not in canonical form\n")
+        # The stored batch is still the honest one, byte for byte.
+        h = self.path("b.bundle")
+        self.out("export", b, h)
+        self.assertIn(honest, self.bundle_entries(self.read(h)))
+        self.assertEqual(self.digest(a, "d"), self.digest(b, "d"))
+
+    def test_import_of_many_bad_entries_prints_a_bounded_summary(self):
+        b, _ = self.replica("b")
+        n = 200000
+        f = self.write("junk.bundle", self.bundle_bytes([b""] * n))
+        stdout, stderr = self.run_cli("import", b, f, rc=1)
+        self.assertEqual(stdout, f"applied 0, duplicate 0, held 0, rejected {n}\n"
+                                 f"rejected malformed: {n}\n")
+        lines = stderr.splitlines()
+        self.assertEqual(len(lines), 9, stderr[:2000])
+        for i, line in enumerate(lines[:8]):
+            self.assertRegex(line, r"^edgesync: import: batch %d: malformed: " % (i + 1))
+        self.assertEqual(lines[8], f"edgesync: import: {n - 8} more rejected batches not shown")
+
+    def test_import_summary_shows_every_reason(self):
+        a, ka = self.replica("a")
+        b, _ = self.replica("b")  # does not trust a
+        self.out("put", a, "d", "/v", "1")
+        f = self.path("a.bundle")
+        self.out("export", a, f)
+        [batch] = self.bundle_entries(self.read(f))
+        bad_signature = batch[:-1] + bytes([batch[-1] ^ 1])
+        g = self.write("mixed.bundle", self.bundle_bytes(
+            [b""] * 20 + [batch, bad_signature, self.padded(batch)]))
+        stdout, stderr = self.run_cli("import", b, g, rc=1)
+        self.assertEqual(stdout, "applied 0, duplicate 0, held 0, rejected 23\n"
+                                 "rejected bad_signature: 1\n"
+                                 "rejected malformed: 20\n"
+                                 "rejected not_canonical: 1\n"
+                                 "rejected untrusted_author: 1\n")
+        lines = stderr.splitlines()
+        self.assertEqual(len(lines), 9, stderr)
+        # The first of every reason is shown; the rest of the room goes to
+        # the earliest rejections.
+        for i in range(5):
+            self.assertRegex(lines[i], r"^edgesync: import: batch %d: malformed: " % (i + 1))
+        self.assertRegex(lines[5], r"^edgesync: import: batch 21: untrusted_author: .*not trusted")
+        self.assertEqual(lines[6], "edgesync: import: batch 22: bad_signature: "
+                                   f"batch signature by {ka} does not verify")
+        self.assertEqual(lines[7], "edgesync: import: batch 23: not_canonical: "
+                                   "batch envelope is not in canonical form")
+        self.assertEqual(lines[8], "edgesync: import: 15 more rejected batches not shown")
 
     def test_vv_and_export_since(self):
         a, b = self.pair()

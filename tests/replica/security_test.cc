@@ -606,15 +606,84 @@ TEST_F(SecurityTest, PaddedCopyOfAStoredBatchIsRejectedAndTheStoredOneKept) {
   EXPECT_EQ(rep->batches.rejected, 2u);
   EXPECT_EQ(rep->batches.applied + rep->batches.duplicate + rep->batches.held, 0u);
   EXPECT_EQ(rep->batches.first_rejection, absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(rep->batches.rejected_by_reason, (std::map<std::string, uint64_t>{{"not_canonical", 2}}));
   ASSERT_EQ(rep->batches.reasons.size(), 2u);
-  EXPECT_EQ(rep->batches.reasons[0], "batch 1: batch envelope is not in canonical form");
+  EXPECT_EQ(rep->batches.reasons[0], "batch 1: not_canonical: batch envelope is not in canonical form");
 
   // The store still holds the honest bytes, and only them.
   EXPECT_EQ(ExportAll(*target_, dir_.Sub("after.bundle")), stored_before);
   EXPECT_TRUE(Take(*target_) == before);
   ApplyReport direct = target_->ApplyBatches({padded});
-  EXPECT_EQ(direct.rejected, 1u);
+  EXPECT_EQ(direct.rejected_by_reason, (std::map<std::string, uint64_t>{{"not_canonical", 1}}));
   EXPECT_EQ(ExportAll(*target_, dir_.Sub("after2.bundle")), stored_before);
+}
+
+// Security issue 9, finding C: a bundle of 5,000,000 zero-length entries
+// made one reason line each (597 MB). The report is bounded now.
+TEST_F(SecurityTest, ManyBadEntriesGiveABoundedReport) {
+  constexpr uint64_t kEntries = 200000;
+  ASSERT_TRUE(WriteFile(dir_.Sub("junk.bundle"), BundleBytes(std::vector<std::string>(kEntries))).ok());
+  const Snapshot before = Take(*target_);
+  absl::StatusOr<BundleReport> rep = target_->ImportBundle(dir_.Sub("junk.bundle"));
+  ASSERT_TRUE(rep.ok()) << rep.status();
+  EXPECT_EQ(rep->batches.rejected, kEntries);
+  EXPECT_EQ(rep->batches.first_rejection, absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(rep->batches.rejected_by_reason,
+            (std::map<std::string, uint64_t>{{"malformed", kEntries}}));
+  ASSERT_EQ(rep->batches.reasons.size(), kRejectionExamplesMax);
+  for (size_t i = 0; i < kRejectionExamplesMax; ++i) {
+    EXPECT_EQ(rep->batches.reasons[i].rfind(absl::StrCat("batch ", i + 1, ": malformed: "), 0), 0u)
+        << rep->batches.reasons[i];
+  }
+  EXPECT_EQ(rep->documents, 0u);
+  EXPECT_TRUE(Take(*target_) == before);
+
+  // The same through ApplyBatches.
+  ApplyReport direct = target_->ApplyBatches(std::vector<std::string>(20000));
+  EXPECT_EQ(direct.rejected, 20000u);
+  EXPECT_EQ(direct.reasons.size(), kRejectionExamplesMax);
+}
+
+// Every reason class keeps an example with its whole message, however
+// much junk comes first; an untrusted author's batches naming many
+// documents do not grow the report either.
+TEST_F(SecurityTest, ReportKeepsAnExampleOfEveryReason) {
+  auto stranger = MustOpen(dir_.Sub("stranger"));
+  ASSERT_TRUE(stranger->document("x").Put("/a", "1").ok());
+  std::vector<std::string> theirs = ExportAll(*stranger, dir_.Sub("stranger.bundle"));
+  ASSERT_EQ(theirs.size(), 1u);
+  ASSERT_TRUE(author_->document("d").Put("/a", "1").ok());
+  std::vector<std::string> ours = ExportAll(*author_, dir_.Sub("author.bundle"));
+  ASSERT_EQ(ours.size(), 1u);
+  std::string bad_signature = ours[0];
+  bad_signature.back() = static_cast<char>(bad_signature.back() ^ 1);
+
+  std::vector<std::string> batches(30);  // 30 malformed first
+  batches.push_back(theirs[0]);
+  batches.push_back(bad_signature);
+  batches.push_back(PaddedBatch(ours[0]));
+  batches.push_back(ours[0]);  // applies
+  ASSERT_TRUE(WriteFile(dir_.Sub("mixed.bundle"), BundleBytes(batches)).ok());
+  absl::StatusOr<BundleReport> rep = target_->ImportBundle(dir_.Sub("mixed.bundle"));
+  ASSERT_TRUE(rep.ok()) << rep.status();
+  EXPECT_EQ(rep->batches.applied, 1u);
+  EXPECT_EQ(rep->batches.rejected, 33u);
+  EXPECT_EQ(rep->documents, 1u) << "the rejected batch's document is not counted";
+  EXPECT_EQ(rep->batches.rejected_by_reason,
+            (std::map<std::string, uint64_t>{{"bad_signature", 1},
+                                             {"malformed", 30},
+                                             {"not_canonical", 1},
+                                             {"untrusted_author", 1}}));
+  const std::vector<std::string>& r = rep->batches.reasons;
+  ASSERT_EQ(r.size(), kRejectionExamplesMax);
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(r[i].rfind(absl::StrCat("batch ", i + 1, ": malformed: "), 0), 0u) << r[i];
+  }
+  EXPECT_EQ(r[5].rfind("batch 31: untrusted_author: ", 0), 0u) << r[5];
+  EXPECT_NE(r[5].find("not trusted"), std::string::npos) << r[5];
+  EXPECT_EQ(r[6], absl::StrCat("batch 32: bad_signature: batch signature by ",
+                               author_->public_key_hex(), " does not verify"));
+  EXPECT_EQ(r[7], "batch 33: not_canonical: batch envelope is not in canonical form");
 }
 
 }  // namespace
