@@ -622,7 +622,7 @@ TEST_F(SecurityTest, PaddedCopyOfAStoredBatchIsRejectedAndTheStoredOneKept) {
 // made one reason line each (597 MB). The report is bounded now.
 TEST_F(SecurityTest, ManyBadEntriesGiveABoundedReport) {
   constexpr uint64_t kEntries = 200000;
-  ASSERT_TRUE(WriteFile(dir_.Sub("junk.bundle"), BundleBytes(std::vector<std::string>(kEntries))).ok());
+  ASSERT_TRUE(WriteFile(dir_.Sub("junk.bundle"), MakeBundle(std::vector<std::string>(kEntries))).ok());
   const Snapshot before = Take(*target_);
   absl::StatusOr<BundleReport> rep = target_->ImportBundle(dir_.Sub("junk.bundle"));
   ASSERT_TRUE(rep.ok()) << rep.status();
@@ -663,7 +663,7 @@ TEST_F(SecurityTest, ReportKeepsAnExampleOfEveryReason) {
   batches.push_back(bad_signature);
   batches.push_back(PaddedBatch(ours[0]));
   batches.push_back(ours[0]);  // applies
-  ASSERT_TRUE(WriteFile(dir_.Sub("mixed.bundle"), BundleBytes(batches)).ok());
+  ASSERT_TRUE(WriteFile(dir_.Sub("mixed.bundle"), MakeBundle(batches)).ok());
   absl::StatusOr<BundleReport> rep = target_->ImportBundle(dir_.Sub("mixed.bundle"));
   ASSERT_TRUE(rep.ok()) << rep.status();
   EXPECT_EQ(rep->batches.applied, 1u);
