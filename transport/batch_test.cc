@@ -179,6 +179,19 @@ TEST_F(BatchTest, EveryChangedByteIsRefused) {
   }
 }
 
+TEST_F(BatchTest, EnvelopesWithAnEmptyOrMissingSignatureAreRefused) {
+  std::string body, signature;
+  Split(Seal(40), &body, &signature);
+  const std::string empty = Reencode(body, "", 1 << 16, false);
+  EXPECT_EQ(OpenBatch(empty).status().code(), absl::StatusCode::kUnauthenticated);
+  capnp::MallocMessageBuilder message;
+  message.initRoot<schema::SignedBatch>().setBody(AsCapnpData(body));  // no signature pointer
+  const absl::Status missing = OpenBatch(MessageToBytes(message)).status();
+  EXPECT_TRUE(missing.code() == absl::StatusCode::kUnauthenticated ||
+              missing.code() == absl::StatusCode::kInvalidArgument)
+      << missing;
+}
+
 TEST_F(BatchTest, BadSignatureNamesTheWholeAuthorKey) {
   std::string b = Seal(40);
   b[b.size() - 1] = static_cast<char>(b[b.size() - 1] ^ 1);  // the signature's last byte
