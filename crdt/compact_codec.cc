@@ -7,6 +7,7 @@
 #include <bit>
 #include <memory>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "crdt/check.h"
 #include "crdt/size_limits.h"
@@ -310,6 +311,13 @@ absl::StatusOr<Delta> DecodeCompact(absl::string_view bytes, size_t max_bytes,
   uint64_t n = 0;
   uint64_t hlc = 0;
   std::string path;
+  // Interned paths: rows repeating a path share one copy, and each distinct
+  // path is validated once (front-coding lets a few bytes repeat a 16 KiB
+  // path for every row).
+  absl::flat_hash_map<std::string, Path> interned;
+  size_t distinct_path_bytes = 0;
+  Path previous;
+  bool have_previous = false;
   for (uint64_t i = 0; i < *row_count; ++i) {
     Row row;
     if (run_left == 0) {
@@ -345,11 +353,28 @@ absl::StatusOr<Delta> DecodeCompact(absl::string_view bytes, size_t max_bytes,
     if (*shared > path.size()) return absl::InvalidArgumentError("path prefix is out of range");
     absl::StatusOr<absl::string_view> suffix = col[kPaths].LengthPrefixed(body.size(), "path");
     if (!suffix.ok()) return suffix.status();
-    path.resize(static_cast<size_t>(*shared));
-    path.append(suffix->data(), suffix->size());
-    absl::StatusOr<Path> parsed = Path::FromEncoded(path);
-    if (!parsed.ok()) return parsed.status();
-    row.key.path = *std::move(parsed);
+    if (have_previous && suffix->empty() && *shared == path.size()) {
+      row.key.path = previous;
+    } else {
+      path.resize(static_cast<size_t>(*shared));
+      path.append(suffix->data(), suffix->size());
+      auto found = interned.find(path);
+      if (found != interned.end()) {
+        row.key.path = found->second;
+      } else {
+        distinct_path_bytes += path.size();
+        if (distinct_path_bytes > kDeltaPathBytesMax) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "delta paths exceed the limit of ", kDeltaPathBytesMax, " distinct bytes"));
+        }
+        absl::StatusOr<Path> parsed = Path::FromEncoded(path);
+        if (!parsed.ok()) return parsed.status();
+        row.key.path = *parsed;
+        interned.emplace(path, *std::move(parsed));
+      }
+      previous = row.key.path;
+      have_previous = true;
+    }
 
     if (row.key.facet == Facet::kSet) {
       absl::StatusOr<absl::string_view> e = col[kElements].LengthPrefixed(kSetElementBytesMax, "set element");

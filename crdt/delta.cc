@@ -23,6 +23,16 @@ absl::Status ValidateDelta(const Delta& delta, size_t max_variants) {
   return absl::OkStatus();
 }
 
+size_t DistinctPathBytes(const Delta& delta) {
+  size_t bytes = 0;
+  const Path* previous = nullptr;
+  for (const Row& row : delta.rows) {
+    if (previous == nullptr || !(*previous == row.key.path)) bytes += row.key.path.encoded().size();
+    previous = &row.key.path;
+  }
+  return bytes;
+}
+
 absl::Status ValidateBatchDelta(const Delta& delta, const AuthorKey& author, uint64_t first,
                                 uint64_t last) {
   if (first == 0 || first > last || last > kDotMax) {

@@ -32,6 +32,10 @@ struct Delta {
 // bounds variants per row.
 absl::Status ValidateDelta(const Delta& delta, size_t max_variants);
 
+// The encoded bytes of the distinct paths of `delta`'s rows (rows are
+// sorted by key, so rows of one path are neighbours).
+size_t DistinctPathBytes(const Delta& delta);
+
 // Checks what a batch of `author` covering seq [first, last] may hold: rows
 // only with dots of `author` inside [first, last], and every seq of the
 // range in the context.

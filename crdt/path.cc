@@ -61,6 +61,11 @@ absl::StatusOr<Path> Path::FromKeys(const std::vector<std::string>& keys) {
   return Path(std::move(encoded));
 }
 
+const std::string& Path::Empty() {
+  static const std::string* const empty = new std::string();
+  return *empty;
+}
+
 absl::StatusOr<Path> Path::FromEncoded(absl::string_view encoded) {
   ByteReader in(encoded);
   size_t depth = 0;
@@ -86,7 +91,7 @@ absl::StatusOr<Path> Path::Child(absl::string_view key) const {
 }
 
 Path Path::ChildUnchecked(absl::string_view key) const {
-  std::string encoded = encoded_;
+  std::string encoded = this->encoded();
   AppendLengthPrefixed(&encoded, key);
   return Path(std::move(encoded));
 }
@@ -108,20 +113,20 @@ void ForEachKey(absl::string_view encoded, Fn fn) {
 
 size_t Path::depth() const {
   size_t n = 0;
-  ForEachKey(encoded_, [&](absl::string_view, size_t) { ++n; });
+  ForEachKey(encoded(), [&](absl::string_view, size_t) { ++n; });
   return n;
 }
 
 std::vector<std::string> Path::Keys() const {
   std::vector<std::string> keys;
-  ForEachKey(encoded_, [&](absl::string_view key, size_t) { keys.emplace_back(key); });
+  ForEachKey(encoded(), [&](absl::string_view key, size_t) { keys.emplace_back(key); });
   return keys;
 }
 
 std::string Path::LastKey() const {
   ES_CHECK(!is_root());
   std::string last;
-  ForEachKey(encoded_, [&](absl::string_view key, size_t) { last = std::string(key); });
+  ForEachKey(encoded(), [&](absl::string_view key, size_t) { last = std::string(key); });
   return last;
 }
 
@@ -129,22 +134,22 @@ Path Path::Parent() const {
   ES_CHECK(!is_root());
   size_t parent_end = 0;
   size_t prev_end = 0;
-  ForEachKey(encoded_, [&](absl::string_view, size_t end) {
+  ForEachKey(encoded(), [&](absl::string_view, size_t end) {
     parent_end = prev_end;
     prev_end = end;
   });
-  return Path(encoded_.substr(0, parent_end));
+  return Path(encoded().substr(0, parent_end));
 }
 
 bool Path::IsPrefixOf(const Path& other) const {
-  return other.encoded_.compare(0, encoded_.size(), encoded_) == 0;
+  return other.encoded().compare(0, encoded().size(), encoded()) == 0;
 }
 
 std::vector<Path> Path::Ancestors() const {
   std::vector<Path> out;
   size_t prev_end = 0;
-  ForEachKey(encoded_, [&](absl::string_view, size_t end) {
-    if (prev_end != 0) out.push_back(Path(encoded_.substr(0, prev_end)));
+  ForEachKey(encoded(), [&](absl::string_view, size_t end) {
+    if (prev_end != 0) out.push_back(Path(encoded().substr(0, prev_end)));
     prev_end = end;
   });
   return out;
@@ -152,7 +157,7 @@ std::vector<Path> Path::Ancestors() const {
 
 std::string Path::ToString() const {
   std::string out;
-  ForEachKey(encoded_, [&](absl::string_view key, size_t) {
+  ForEachKey(encoded(), [&](absl::string_view key, size_t) {
     out.push_back('/');
     for (char c : key) {
       if (c == '~') {

@@ -13,6 +13,7 @@
 #define EDGESYNC_CRDT_PATH_H_
 
 #include <compare>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -41,7 +42,7 @@ class Path {
   // REQUIRES: the child is valid (key checked by the caller).
   Path ChildUnchecked(absl::string_view key) const;
 
-  bool is_root() const { return encoded_.empty(); }
+  bool is_root() const { return encoded().empty(); }
   size_t depth() const;
   std::vector<std::string> Keys() const;
   // The last key. REQUIRES: !is_root().
@@ -55,20 +56,30 @@ class Path {
 
   // JSON Pointer text.
   std::string ToString() const;
-  const std::string& encoded() const { return encoded_; }
+  const std::string& encoded() const { return encoded_ ? *encoded_ : Empty(); }
 
-  friend bool operator==(const Path&, const Path&) = default;
+  friend bool operator==(const Path& a, const Path& b) {
+    return a.encoded_ == b.encoded_ || a.encoded() == b.encoded();
+  }
   friend std::strong_ordering operator<=>(const Path& a, const Path& b) {
-    return a.encoded_ <=> b.encoded_;
+    if (a.encoded_ == b.encoded_) return std::strong_ordering::equal;
+    return a.encoded() <=> b.encoded();
   }
   template <typename H>
   friend H AbslHashValue(H h, const Path& p) {
-    return H::combine(std::move(h), p.encoded_);
+    return H::combine(std::move(h), p.encoded());
   }
 
  private:
-  explicit Path(std::string encoded) : encoded_(std::move(encoded)) {}
-  std::string encoded_;
+  explicit Path(std::string encoded)
+      : encoded_(encoded.empty() ? nullptr
+                                 : std::make_shared<const std::string>(std::move(encoded))) {}
+  static const std::string& Empty();
+
+  // Immutable and shared by copies: a delta whose rows repeat one path holds
+  // its bytes once (decoding interns paths; see crdt/compact_codec.cc).
+  // Null for the root.
+  std::shared_ptr<const std::string> encoded_;
 };
 
 // Checks one map key: UTF-8 and at most kMapKeyBytesMax bytes.

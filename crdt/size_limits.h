@@ -36,6 +36,11 @@ inline constexpr size_t kDeltaBytesMax = 160u << 20;
 // Rows one delta may carry (a transaction writes at most
 // kTransactionEntriesMax; compaction splits larger ranges).
 inline constexpr size_t kDeltaRowsMax = kTransactionEntriesMax;
+// The encoded bytes of the distinct paths of one delta. Rows share their
+// paths in memory (decoding interns them), so this and the decompressed
+// size bound what decoding a delta can allocate, however often a path is
+// repeated: a path of 16 KiB repeated by 4 Mi rows costs 16 KiB, not 64 GiB.
+inline constexpr size_t kDeltaPathBytesMax = kDeltaBytesMax;
 // Variants one row may hold: an honest row has one; more only when its
 // author equivocated. Joins keep the smallest this many.
 inline constexpr size_t kRowVariantsMax = 16;

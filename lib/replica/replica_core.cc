@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "crdt/compact_codec.h"
 #include "crdt/compaction.h"
+#include "crdt/size_limits.h"
 #include "crdt/join.h"
 #include "crdt/read.h"
 #include "crdt/transaction_builder.h"
@@ -347,6 +348,11 @@ absl::StatusOr<std::string> ReplicaCore::SealCompacted(DocumentState& state,
 absl::StatusOr<std::string> ReplicaCore::SealDelta(const transport::BatchHeader& header,
                                                    const crdt::Delta& delta,
                                                    crdt::CompressionEffort effort) const {
+  if (const size_t path_bytes = crdt::DistinctPathBytes(delta); path_bytes > crdt::kDeltaPathBytesMax) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "a batch's delta with ", path_bytes, " bytes of distinct paths would be over the limit of ",
+        crdt::kDeltaPathBytesMax, " bytes every replica applies"));
+  }
   size_t raw_bytes = 0;
   std::string encoded = crdt::EncodeCompact(delta, &raw_bytes, effort);
   if (raw_bytes > crdt::kDeltaBytesMax) {
