@@ -35,9 +35,9 @@ class EmptyStore : public edgesync::transport::SyncStore {
   absl::StatusOr<std::string> FetchBatch(const BatchRef&) override {
     return absl::NotFoundError("no batches");
   }
-  BatchOutcome ApplyBatch(absl::string_view, std::string* reason, bool* changed) override {
+  BatchOutcome ApplyBatch(absl::string_view, std::string* reason, uint64_t* changes) override {
     *reason = "refused";
-    *changed = false;
+    *changes = 0;
     return BatchOutcome::kRejected;
   }
   absl::StatusOr<uint64_t> ChangeSeq() override { return uint64_t{0}; }

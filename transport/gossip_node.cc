@@ -88,8 +88,8 @@ class GossipNode::ConnectionStore : public SyncStore {
   absl::StatusOr<std::string> FetchBatch(const BatchRef& ref) override {
     return store().FetchBatch(ref);
   }
-  BatchOutcome ApplyBatch(absl::string_view bytes, std::string* reason, bool* changed) override {
-    const BatchOutcome outcome = store().ApplyBatch(bytes, reason, changed);
+  BatchOutcome ApplyBatch(absl::string_view bytes, std::string* reason, uint64_t* changes) override {
+    const BatchOutcome outcome = store().ApplyBatch(bytes, reason, changes);
     if (outcome == BatchOutcome::kApplied) {
       ++node_->stats_.batches_applied;
       absl::StatusOr<BatchHeader> header = PeekBatchHeader(bytes);

@@ -820,9 +820,9 @@ absl::Status SyncSession::OnDocuments(absl::string_view payload) {
 
 absl::Status SyncSession::OnBatch(std::string bytes) {
   std::string reason;
-  bool changed = false;
-  const BatchOutcome outcome = store_->ApplyBatch(bytes, &reason, &changed);
-  if (changed) ++changes_applied_since_snapshot_;
+  uint64_t changes = 0;
+  const BatchOutcome outcome = store_->ApplyBatch(bytes, &reason, &changes);
+  changes_applied_since_snapshot_ += changes;
   switch (outcome) {
     case BatchOutcome::kApplied:
       ++stats_.batches_applied;

@@ -69,9 +69,11 @@ class SyncStore {
   // The signed bytes of a planned batch.
   virtual absl::StatusOr<std::string> FetchBatch(const BatchRef& ref) = 0;
   // Verifies and applies a received batch; on kRejected, `reason` says why.
-  // `changed` is set when the batch changed a document's state (which also
-  // advances ChangeSeq by one).
-  virtual BatchOutcome ApplyBatch(absl::string_view bytes, std::string* reason, bool* changed) = 0;
+  // `changes` is set to the number of document changes the call recorded,
+  // each of which advanced ChangeSeq by one (a batch can let batches that
+  // waited for it through, so there may be several).
+  virtual BatchOutcome ApplyBatch(absl::string_view bytes, std::string* reason,
+                                  uint64_t* changes) = 0;
   // A number that grows by one whenever a document changes (in any process).
   virtual absl::StatusOr<uint64_t> ChangeSeq() = 0;
   // Makes everything committed durable before it leaves the device.

@@ -209,7 +209,8 @@ absl::Status ReplicaCore::Trust(const crdt::AuthorKey& key) {
         continue;
       }
       DocumentState state(&txn, &**doc);
-      if (absl::Status s = RejoinLogs(txn, **doc, state, key); !s.ok()) return s;
+      uint64_t changes = 0;
+      if (absl::Status s = RejoinLogs(txn, **doc, state, key, &changes); !s.ok()) return s;
       if (absl::Status s = state.Flush(); !s.ok()) return s;
     }
     return absl::OkStatus();
@@ -622,7 +623,7 @@ absl::Status ReplicaCore::JoinAndLog(StoreTxn& txn, DocumentRecord& doc, Documen
 }
 
 absl::Status ReplicaCore::RejoinLogs(StoreTxn& txn, DocumentRecord& doc, DocumentState& state,
-                                     const crdt::AuthorKey& claimed) {
+                                     const crdt::AuthorKey& claimed, uint64_t* changes) {
   // Copies: joining writes, which invalidates views into the map.
   std::vector<std::string> batches;
   std::vector<crdt::AuthorKey> authors;
@@ -667,6 +668,7 @@ absl::Status ReplicaCore::RejoinLogs(StoreTxn& txn, DocumentRecord& doc, Documen
     if (j->state_changed()) {
       Change c = MakeChange(doc.id, *j, /*remote=*/true, opened->header.author);
       if (absl::Status as = txn.AppendChange(ToRecord(c, opened->header.author)); !as.ok()) return as;
+      ++*changes;
     }
   }
   return still_inert ? txn.PutInertClaim(claimed, doc.num) : txn.EraseInertClaim(claimed, doc.num);
@@ -778,10 +780,12 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch) {
   const uint64_t now = clock_->NowMillis();
   JoinOutcome joined;
   ReleaseOutcome released;
+  uint64_t rejoin_changes = 0;
   std::atomic<uint64_t>* reason = nullptr;
   absl::Status s = store_->Write([&](StoreTxn& txn) -> absl::Status {
     joined = JoinOutcome();
     released = ReleaseOutcome();
+    rejoin_changes = 0;
     reason = nullptr;
     absl::StatusOr<bool> still_trusted = txn.IsTrusted(author);
     if (!still_trusted.ok()) return still_trusted.status();
@@ -847,7 +851,9 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch) {
       absl::StatusOr<std::vector<uint32_t>> inert_docs = txn.InertClaimDocuments(author);
       if (!inert_docs.ok()) return inert_docs.status();
       if (std::find(inert_docs->begin(), inert_docs->end(), doc->num) != inert_docs->end()) {
-        if (absl::Status rs = RejoinLogs(txn, *doc, state, author); !rs.ok()) return rs;
+        if (absl::Status rs = RejoinLogs(txn, *doc, state, author, &rejoin_changes); !rs.ok()) {
+          return rs;
+        }
       }
       absl::StatusOr<uint64_t> waiting = txn.CountWaiting();
       if (!waiting.ok()) return waiting.status();
@@ -899,6 +905,7 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch) {
   }
   for (const Change& c : released.changes) Notify(c);
   result.released = others_released;
+  result.changes_recorded = joined.changes.size() + released.changes.size() + rejoin_changes;
   return result;
 }
 

@@ -54,6 +54,8 @@ struct ApplyResult {
   std::string document;
   // Waiting batches this one let through (applied with it).
   uint64_t released = 0;
+  // Change-feed records the call appended (each advanced ChangeSeq).
+  uint64_t changes_recorded = 0;
 };
 
 // Thread-safe.
@@ -192,7 +194,7 @@ class ReplicaCore {
   // `claimed`, now that more of those claims can act (rule 0: the state is
   // a function of the batches held and the authors accepted).
   absl::Status RejoinLogs(StoreTxn& txn, DocumentRecord& doc, DocumentState& state,
-                          const crdt::AuthorKey& claimed);
+                          const crdt::AuthorKey& claimed, uint64_t* changes);
   // The waiting batches of `document` that can be applied now: the largest
   // set whose claims are covered by this replica's coverage plus the set's
   // own ranges (compacted batches of two authors may claim each other's).

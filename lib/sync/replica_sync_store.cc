@@ -182,9 +182,9 @@ absl::StatusOr<std::string> ReplicaSyncStore::FetchBatch(const transport::BatchR
 }
 
 transport::BatchOutcome ReplicaSyncStore::ApplyBatch(absl::string_view bytes, std::string* reason,
-                                                     bool* changed) {
+                                                     uint64_t* changes) {
   ApplyResult r = core_->ApplyBatch(bytes);
-  *changed = r.state_changed;
+  *changes = r.changes_recorded;
   switch (r.outcome) {
     case ApplyOutcome::kApplied:
       return transport::BatchOutcome::kApplied;

@@ -24,7 +24,7 @@ class ReplicaSyncStore : public transport::SyncStore {
                            bool equivocation_proofs, std::vector<transport::BatchRef>* out) override;
   absl::StatusOr<std::string> FetchBatch(const transport::BatchRef& ref) override;
   transport::BatchOutcome ApplyBatch(absl::string_view bytes, std::string* reason,
-                                     bool* changed) override;
+                                     uint64_t* changes) override;
   absl::StatusOr<uint64_t> ChangeSeq() override { return core_->ChangeSeq(); }
   absl::Status EnsureDurable() override { return core_->EnsureDurable(); }
   transport::PartialTransfers& partials() override { return core_->partials(); }

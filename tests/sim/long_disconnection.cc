@@ -210,11 +210,8 @@ LongDisconnectionResult LongDisconnection::Run() {
     if (*digest_r != *digest_a || *digest_a != *digest_b) Fail("digests differ after R's session");
     if (*digest_r == *r_digest_before) Fail("R did not change");
   }
-  // TODO(perf): two rounds since batches wait for the seqs their contexts
-  // claim (lib/replica/claims.h): a batch refused in round one for its
-  // claims comes again in round two. One round is the goal.
-  if (back.rounds_a > 2 || back.rounds_b > 2) {
-    Fail(absl::StrCat("R converged in ", back.rounds_a, "/", back.rounds_b, " rounds, not two"));
+  if (back.rounds_a != 1 || back.rounds_b != 1) {
+    Fail(absl::StrCat("R converged in ", back.rounds_a, "/", back.rounds_b, " rounds, not one"));
   }
   // Nothing deleted or overwritten came back; no tombstones.
   absl::StatusOr<std::string> state = replica(kR).document(kDocument).Get();

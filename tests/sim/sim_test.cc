@@ -90,7 +90,7 @@ TEST(SimTest, LongDisconnection) {
   const LongDisconnectionResult r = RunLongDisconnection({});
   std::cout << r.report;
   EXPECT_TRUE(r.ok) << absl::StrJoin(r.failures, "\n");
-  EXPECT_LE(r.rounds, 2u);
+  EXPECT_EQ(r.rounds, 1u);
 }
 
 }  // namespace
