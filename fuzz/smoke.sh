@@ -12,7 +12,7 @@
 
 set -u
 
-targets="decode_compact decode_canonical parse_json path batch session"
+targets="decode_compact decode_canonical parse_json path batch session hostile_history"
 if [ "${1:-}" = "--targets" ]; then
   for t in $targets; do echo "$t"; done
   exit 0
