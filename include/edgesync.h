@@ -466,12 +466,14 @@ EDGESYNC_API int edgesync_bundle_export(edgesync_replica *r, const char *doc_pre
  *     {"applied":n,"duplicate":n,"held":n,"rejected":n,"equivocations":n,
  *      "reasons":["batch 2: untrusted_author: ...",...],
  *      "rejected_by_reason":{"untrusted_author":n,...}}
- *   applied: new here; duplicate: already held; held: timestamped too far
- *   ahead, kept and applied when the clock catches up; rejected: refused;
- *   equivocations: batches proving an author signed two values for one
- *   dot; rejected_by_reason: the rejected batches per reason class
+ *   applied: new here; duplicate: already held; held: waiting for the
+ *   batches their causal contexts claim; rejected: refused;
+ *   equivocations: batches completing a proof that an author signed two
+ *   values for one dot (the author is then quarantined on that document);
+ *   rejected_by_reason: the rejected batches per reason class
  *   ("malformed", "not_canonical", "bad_signature", "untrusted_author",
- *   "unsupported_format", "replica_failed", "store_error"; classes with
+ *   "equivocated_author", "unsupported_format", "replica_failed",
+ *   "store_error"; classes with
  *   none absent; the counts add up to rejected); reasons: at most 8
  *   example lines "batch <n>: <class>: <why>", the first of each class
  *   among them, so the report stays small whatever the file holds. It is

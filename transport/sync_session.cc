@@ -549,8 +549,11 @@ absl::Status SyncSession::Compare() {
     if (mine.find(id) == mine.end()) continue;  // nothing of it to send
     static const Coverage kNothing;
     auto p = peer_documents_.find(id);
+    // Equivocation proofs go once per session: one proof settles an
+    // author's quarantine on a document for good.
+    const bool proofs = proofs_sent_.insert(id).second;
     if (absl::Status s = store_->PlanBatches(id, p == peer_documents_.end() ? kNothing : p->second.coverage,
-                                             /*equivocation_proofs=*/true, &plan_);
+                                             proofs, &plan_);
         !s.ok()) {
       return s;
     }

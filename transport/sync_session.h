@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "transport/batch.h"
@@ -202,6 +203,8 @@ class SyncSession {
   size_t differing_next_ = 0;
   std::vector<BatchRef> plan_;
   size_t plan_next_ = 0;
+  // Documents whose equivocation proofs this session has planned.
+  absl::flat_hash_set<std::string> proofs_sent_;
   uint32_t batches_sent_in_flight_ = 0;
   // A batch being sent in chunks.
   std::string chunk_batch_;

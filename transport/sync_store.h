@@ -42,6 +42,9 @@ struct BatchRef {
   uint64_t last = 0;
   bool own_cut = false;
   std::string stored_key;  // the store's key of a stored batch
+  // 1 or 2: the first or second batch of the author's equivocation proof
+  // on the document (then `stored_key` is empty); 0 otherwise.
+  int proof_part = 0;
 };
 
 enum class BatchOutcome { kApplied, kDuplicate, kHeld, kRejected };
@@ -62,8 +65,8 @@ class SyncStore {
   // this replica holds of it: for this replica's own seqs the peer lacks,
   // fresh compactions of at most a batch's size each; for other authors,
   // the stored batches overlapping the seqs the peer lacks; with
-  // `equivocation_proofs`, also every stored batch that proves an
-  // equivocation in the document.
+  // `equivocation_proofs`, also the two batches of each equivocation proof
+  // held for the document (a session asks for them once per document).
   virtual absl::Status PlanBatches(absl::string_view document, const Coverage& peer,
                                    bool equivocation_proofs, std::vector<BatchRef>* out) = 0;
   // The signed bytes of a planned batch.

@@ -79,6 +79,7 @@ inline constexpr char kRejectedMalformed[] = "malformed";            // kInvalid
 inline constexpr char kRejectedNotCanonical[] = "not_canonical";     // envelope re-encoded
 inline constexpr char kRejectedBadSignature[] = "bad_signature";     // does not verify
 inline constexpr char kRejectedUntrusted[] = "untrusted_author";     // author not trusted
+inline constexpr char kRejectedEquivocated[] = "equivocated_author"; // proven to equivocate
 inline constexpr char kRejectedUnsupported[] = "unsupported_format"; // newer format
 inline constexpr char kRejectedReplicaFailed[] = "replica_failed";   // reopen the replica
 inline constexpr char kRejectedStoreError[] = "store_error";         // any other local error
@@ -157,6 +158,11 @@ struct ReplicaStats {
   // what this replica holds, or that waited too long for them, or whose
   // author had too many batches waiting (docs/security.md).
   uint64_t rejected_claims = 0;
+  // Batches of an author proven to equivocate on their document, at or
+  // above the seq of the proof, or signed with this replica's own key and
+  // disagreeing with its log (docs/crdt.md "Equivocation").
+  uint64_t rejected_equivocated = 0;
+  // Proofs of equivocation found (each quarantined an author on a document).
   uint64_t equivocations = 0;
   uint64_t compactions = 0;
   uint64_t bytes_applied = 0;

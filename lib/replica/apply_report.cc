@@ -30,6 +30,8 @@ absl::string_view RejectionReason(const absl::Status& why) {
       return transport::IsBadSignature(why) ? kRejectedBadSignature : kRejectedUntrusted;
     case absl::StatusCode::kUnimplemented:
       return kRejectedUnsupported;
+    case absl::StatusCode::kPermissionDenied:
+      return kRejectedEquivocated;
     case absl::StatusCode::kFailedPrecondition:
       return kRejectedReplicaFailed;
     default:

@@ -126,8 +126,10 @@ absl::StatusOr<BundleReport> ExportBundle(ReplicaCore& core, const std::string& 
   // The count is patched in after the batches: write a placeholder header,
   // collect, then write everything in order.
   std::vector<std::string> batches;
+  std::vector<std::string> proofs;
   absl::Status s = core.store().Read([&](StoreTxn& txn) -> absl::Status {
     batches.clear();
+    proofs.clear();
     report = BundleReport();
     std::vector<DocumentRecord> docs;
     absl::Status ds = txn.ForEachDocument(options.prefix, [&](const DocumentRecord& d) {
@@ -161,6 +163,14 @@ absl::StatusOr<BundleReport> ExportBundle(ReplicaCore& core, const std::string& 
           if (!ls.ok()) return ls;
         }
       }
+      absl::StatusOr<std::vector<std::pair<crdt::AuthorKey, EquivocationProof>>> held =
+          txn.EquivocationProofs(d.num);
+      if (!held.ok()) return held.status();
+      for (auto& [author, proof] : *held) {
+        proofs.push_back(std::move(proof.first_batch));
+        proofs.push_back(std::move(proof.second_batch));
+        any = true;
+      }
       if (any) ++report.documents;
     }
     return absl::OkStatus();
@@ -169,6 +179,9 @@ absl::StatusOr<BundleReport> ExportBundle(ReplicaCore& core, const std::string& 
   // A batch overlapping two wanted ranges was collected twice.
   std::sort(batches.begin(), batches.end());
   batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
+  // Equivocation proofs go last, each pair together: an importer applies
+  // the author's accepted batches before it learns of the quarantine.
+  batches.insert(batches.end(), proofs.begin(), proofs.end());
   std::string header(kBundleMagic, kMagicBytes);
   AppendU64(&header, batches.size());
   if (absl::Status a = append(header); !a.ok()) return a;

@@ -33,6 +33,24 @@ absl::StatusOr<ClaimVerdict> JudgeClaims(const crdt::CausalContext& context,
   return verdict;
 }
 
+absl::StatusOr<std::vector<crdt::AuthorKey>> ClaimsNotActing(const crdt::CausalContext& context,
+                                                             const crdt::AuthorKey& author,
+                                                             const ClaimOracle& oracle) {
+  std::vector<crdt::AuthorKey> out;
+  for (const auto& [claimed, dots] : context.by_author()) {
+    if (claimed == author) continue;
+    absl::StatusOr<bool> accepted = oracle.accepted(claimed);
+    if (!accepted.ok()) return accepted.status();
+    if (*accepted) {
+      absl::StatusOr<crdt::RangeSet> covered = oracle.covered(claimed);
+      if (!covered.ok()) return covered.status();
+      if (covered->ContainsAll(dots)) continue;
+    }
+    out.push_back(claimed);
+  }
+  return out;
+}
+
 void DropClaims(crdt::CausalContext* context, const std::vector<crdt::AuthorKey>& authors) {
   for (const crdt::AuthorKey& a : authors) context->EraseAuthor(a);
 }

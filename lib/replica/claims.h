@@ -66,6 +66,13 @@ absl::StatusOr<ClaimVerdict> JudgeClaims(const crdt::CausalContext& context,
                                          const crdt::AuthorKey& author, uint64_t first,
                                          uint64_t last, const ClaimOracle& oracle);
 
+// The authors other than `author` whose claims in `context` cannot act now:
+// not accepted, or not all covered (no kClaimAheadMax check). A rebuild
+// drops them (rule 0).
+absl::StatusOr<std::vector<crdt::AuthorKey>> ClaimsNotActing(const crdt::CausalContext& context,
+                                                             const crdt::AuthorKey& author,
+                                                             const ClaimOracle& oracle);
+
 // The context with the entries of `authors` removed.
 void DropClaims(crdt::CausalContext* context, const std::vector<crdt::AuthorKey>& authors);
 

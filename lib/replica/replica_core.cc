@@ -513,12 +513,17 @@ ApplyResult ReplicaCore::ApplyBatch(absl::string_view bytes) {
 
 namespace {
 
+absl::Status Quarantined(const crdt::AuthorKey& author, absl::string_view document, uint64_t seq) {
+  return absl::PermissionDeniedError(absl::StrCat(
+      "author ", author.Hex(), " equivocated at seq ", seq, " of document \"", document,
+      "\": its batches there reaching that seq are refused"));
+}
+
 absl::Status UntrustedAuthor(const crdt::AuthorKey& author) {
   return absl::UnauthenticatedError(
       absl::StrCat("batch author ", author.Hex(),
                    " is not trusted here (to accept it: edgesync trust DIR ", author.Hex(), ")"));
 }
-
 
 }  // namespace
 
@@ -557,9 +562,23 @@ absl::Status ReplicaCore::JoinAndLog(StoreTxn& txn, DocumentRecord& doc, Documen
   }
   if (!j.ok()) return j.status();
   out->joined = *std::move(j);
+  if (!out->joined.equivocations.empty()) {
+    // A proof: this batch and the stored one it disagrees with.
+    absl::StatusOr<std::optional<Conflict>> conflict =
+        FindConflict(txn, doc.num, author, delta, batch.header.seq_first, batch.header.seq_last, {});
+    if (!conflict.ok()) return conflict.status();
+    if (!conflict->has_value()) {
+      return absl::InternalError(absl::StrCat("the batch of author ", author.Hex(),
+                                              " that a dot's row came from is not in the log"));
+    }
+    out->equivocation = true;
+    out->written = true;
+    return Quarantine(txn, doc, state, author,
+                      EquivocationProof{(*conflict)->seq, std::move((*conflict)->batch), batch.bytes},
+                      &out->changes);
+  }
   // Stored batches of this author inside the new one's range are
-  // superseded by it (a compaction arrived), unless they prove an
-  // equivocation, now or recorded earlier: proofs stay, to travel.
+  // superseded by it (a compaction arrived).
   std::vector<LogEntry> inside;
   bool stored_already = false;
   absl::Status ls = txn.ForEachLog(doc.num, author, batch.header.seq_first, batch.header.seq_last,
@@ -573,11 +592,7 @@ absl::Status ReplicaCore::JoinAndLog(StoreTxn& txn, DocumentRecord& doc, Documen
                                    });
   if (!ls.ok()) return ls;
   std::vector<std::string> superseded;
-  for (const LogEntry& e : inside) {
-    absl::StatusOr<bool> proof = txn.HasEquivocationIn(doc.num, author, e.first, e.last);
-    if (!proof.ok()) return proof.status();
-    if (!*proof) superseded.push_back(e.key);
-  }
+  for (const LogEntry& e : inside) superseded.push_back(e.key);
   const bool state_news = out->joined.state_changed() || out->joined.context_changed;
   out->duplicate = covered && !state_news;
   if (out->duplicate && (stored_already || superseded.empty())) return absl::OkStatus();
@@ -594,15 +609,8 @@ absl::Status ReplicaCore::JoinAndLog(StoreTxn& txn, DocumentRecord& doc, Documen
       !hs.ok()) {
     return hs;
   }
-  if (!out->joined.equivocations.empty()) {
-    out->equivocation = true;
-    for (const crdt::Dot& d : out->joined.equivocations) {
-      if (absl::Status es = txn.PutEquivocation(doc.num, d.author, d.n); !es.ok()) return es;
-    }
-  } else {
-    for (const std::string& k : superseded) {
-      if (absl::Status es = txn.EraseLog(k); !es.ok()) return es;
-    }
+  for (const std::string& k : superseded) {
+    if (absl::Status es = txn.EraseLog(k); !es.ok()) return es;
   }
   if (absl::Status ps = txn.PutLog(doc.num, author, batch.header.seq_first, batch.header.seq_last,
                                    batch.bytes);
@@ -734,6 +742,14 @@ absl::Status ReplicaCore::ApplyReleasable(StoreTxn& txn, DocumentRecord& doc, Do
   std::function<absl::StatusOr<crdt::RangeSet>(const crdt::AuthorKey&)> covered;
   const ClaimOracle oracle = Oracle(txn, doc.num, nullptr, &accepted, &covered);
   for (const DecodedBatch& d : batches) {
+    // A proof found earlier in this loop may have quarantined the author.
+    absl::StatusOr<std::optional<EquivocationProof>> proof =
+        txn.GetEquivocationProof(doc.num, d.batch.header.author);
+    if (!proof.ok()) return proof.status();
+    if (proof->has_value() && d.batch.header.seq_last >= (*proof)->seq) {
+      if (absl::Status es = txn.EraseWaiting(d.waiting_key); !es.ok()) return es;
+      continue;
+    }
     absl::StatusOr<ClaimVerdict> verdict = JudgeClaims(
         d.delta.context, d.batch.header.author, d.batch.header.seq_first, d.batch.header.seq_last,
         oracle);
@@ -765,15 +781,28 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch) {
   if (absl::Status s = CheckUsable(); !s.ok()) return reject(s, nullptr);
   // Trust is judged on the header, before the delta is decoded: a stranger's
   // bytes cost a signature check and nothing more.
+  // So is a quarantine that the batch lies wholly above.
   bool trusted = false;
+  std::optional<uint64_t> quarantined_at;
   absl::Status ts = store_->Read([&](StoreTxn& txn) -> absl::Status {
+    quarantined_at.reset();
     absl::StatusOr<bool> t = txn.IsTrusted(author);
     if (!t.ok()) return t.status();
     trusted = *t;
+    absl::StatusOr<std::optional<DocumentRecord>> doc = txn.FindDocument(batch.header.document);
+    if (!doc.ok() || !doc->has_value()) return doc.status();
+    absl::StatusOr<std::optional<EquivocationProof>> proof =
+        txn.GetEquivocationProof((*doc)->num, author);
+    if (!proof.ok()) return proof.status();
+    if (proof->has_value()) quarantined_at = (*proof)->seq;
     return absl::OkStatus();
   });
   if (!ts.ok()) return reject(Note(ts), nullptr);
   if (!trusted) return reject(UntrustedAuthor(author), &counters_.rejected_untrusted);
+  if (quarantined_at.has_value() && batch.header.seq_first >= *quarantined_at) {
+    return reject(Quarantined(author, batch.header.document, *quarantined_at),
+                  &counters_.rejected_equivocated);
+  }
   absl::StatusOr<crdt::Delta> delta = transport::DecodeBatchDelta(batch);
   if (!delta.ok()) return reject(delta.status(), &counters_.rejected_malformed);
 
@@ -782,11 +811,13 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch) {
   ReleaseOutcome released;
   uint64_t rejoin_changes = 0;
   std::atomic<uint64_t>* reason = nullptr;
+  bool proof_candidate = false;
   absl::Status s = store_->Write([&](StoreTxn& txn) -> absl::Status {
     joined = JoinOutcome();
     released = ReleaseOutcome();
     rejoin_changes = 0;
     reason = nullptr;
+    proof_candidate = false;
     absl::StatusOr<bool> still_trusted = txn.IsTrusted(author);
     if (!still_trusted.ok()) return still_trusted.status();
     if (!*still_trusted) {
@@ -796,6 +827,47 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch) {
     absl::StatusOr<std::optional<DocumentRecord>> found = txn.FindDocument(batch.header.document);
     if (!found.ok()) return found.status();
     const uint32_t doc_num = found->has_value() ? (*found)->num : 0;
+    absl::StatusOr<std::optional<EquivocationProof>> proof =
+        doc_num == 0 ? std::optional<EquivocationProof>() : txn.GetEquivocationProof(doc_num, author);
+    if (!proof.ok()) return proof.status();
+    // The author is quarantined here: a batch reaching the proof's seq
+    // counts only as half of a proof of a lower equivocation, with a
+    // stored batch or a recently refused one; so may one below it.
+    std::optional<Conflict> lower;
+    if (proof->has_value()) {
+      const uint64_t q = (*proof)->seq;
+      const bool reaches = batch.header.seq_last >= q;
+      std::vector<std::string> extra = proof_candidates_.Of(batch.header.document, author);
+      if (reaches) {
+        extra.push_back(std::move((*proof)->first_batch));
+        extra.push_back(std::move((*proof)->second_batch));
+      }
+      if (batch.header.seq_first < q && (reaches || !extra.empty())) {
+        absl::StatusOr<std::optional<Conflict>> conflict = FindConflict(
+            txn, doc_num, author, *delta, batch.header.seq_first, q - 1, extra);
+        if (!conflict.ok()) return conflict.status();
+        lower = *std::move(conflict);
+      }
+      if (reaches && !lower.has_value()) {
+        reason = &counters_.rejected_equivocated;
+        proof_candidate = batch.header.seq_first < q;
+        return Quarantined(author, batch.header.document, q);
+      }
+    }
+    if (lower.has_value()) {
+      absl::StatusOr<DocumentRecord> doc = txn.GetOrCreateDocument(batch.header.document);
+      if (!doc.ok()) return doc.status();
+      DocumentState state(&txn, &*doc);
+      result.outcome = ApplyOutcome::kApplied;
+      joined.equivocation = true;
+      if (absl::Status qs = Quarantine(txn, *doc, state, author,
+                                       EquivocationProof{lower->seq, lower->batch, batch.bytes},
+                                       &joined.changes);
+          !qs.ok()) {
+        return qs;
+      }
+      return state.Flush();
+    }
     std::function<absl::StatusOr<bool>(const crdt::AuthorKey&)> accepted;
     std::function<absl::StatusOr<crdt::RangeSet>(const crdt::AuthorKey&)> covered;
     const ClaimOracle oracle = Oracle(txn, doc_num, nullptr, &accepted, &covered);
@@ -868,9 +940,12 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch) {
     return state.Flush();
   });
   if (IsNothingToWrite(s)) s = absl::OkStatus();
+  if (proof_candidate) proof_candidates_.Add(batch.header.document, author, batch.bytes);
+  if (absl::IsPermissionDenied(s) && reason == nullptr) reason = &counters_.rejected_equivocated;
   if (!s.ok()) return reject(Note(s), reason);
   result.equivocation = joined.equivocation;
-  result.state_changed = result.outcome == ApplyOutcome::kApplied && joined.joined.state_changed();
+  result.state_changed = result.outcome == ApplyOutcome::kApplied &&
+                         (joined.joined.state_changed() || joined.equivocation);
   switch (result.outcome) {
     case ApplyOutcome::kApplied:
       counters_.batches_applied.fetch_add(1, std::memory_order_relaxed);
@@ -995,7 +1070,10 @@ absl::Status ReplicaCore::MigrateStore() {
     });
     if (!s.ok()) return s;
   }
-  return store_->Write([&](StoreTxn& txn) { return txn.SetFormatVersion(kStoreFormatVersion); });
+  return store_->Write([&](StoreTxn& txn) -> absl::Status {
+    if (absl::Status es = MigrateEquivocations(txn); !es.ok()) return es;
+    return txn.SetFormatVersion(kStoreFormatVersion);
+  });
 }
 
 absl::StatusOr<std::string> ReplicaCore::ReadJson(absl::string_view document,
@@ -1158,6 +1236,7 @@ ReplicaStats ReplicaCore::stats() const {
   s.rejected_untrusted = counters_.rejected_untrusted.load();
   s.rejected_malformed = counters_.rejected_malformed.load();
   s.rejected_claims = counters_.rejected_claims.load();
+  s.rejected_equivocated = counters_.rejected_equivocated.load();
   s.equivocations = counters_.equivocations.load();
   s.compactions = counters_.compactions.load();
   s.bytes_applied = counters_.bytes_applied.load();

@@ -12,7 +12,9 @@
 // Apply: a batch is size-checked, signature-verified and decoded outside the
 // write lock, then in one write transaction: trusted-author check, join,
 // log append (superseding stored batches it covers), coverage, HLC
-// high-water mark, equivocation record. Any failure changes nothing.
+// high-water mark. A batch proving its author equivocated quarantines that
+// author on the document and rebuilds it (lib/replica/equivocation.h). Any
+// failure changes nothing.
 
 #ifndef EDGESYNC_LIB_REPLICA_REPLICA_CORE_H_
 #define EDGESYNC_LIB_REPLICA_REPLICA_CORE_H_
@@ -32,6 +34,7 @@
 #include "edgesync/types.h"
 #include "absl/container/flat_hash_map.h"
 #include "lib/replica/claims.h"
+#include "lib/replica/equivocation.h"
 #include "lib/replica/pending_mutation.h"
 #include "lib/store/document_state.h"
 #include "lib/store/replica_store.h"
@@ -147,6 +150,7 @@ class ReplicaCore {
     std::atomic<uint64_t> rejected_untrusted{0};
     std::atomic<uint64_t> rejected_malformed{0};
     std::atomic<uint64_t> rejected_claims{0};
+    std::atomic<uint64_t> rejected_equivocated{0};
     std::atomic<uint64_t> equivocations{0};
     std::atomic<uint64_t> compactions{0};
     std::atomic<uint64_t> bytes_applied{0};
@@ -162,8 +166,13 @@ class ReplicaCore {
     bool duplicate = false;      // covered already and nothing new
     bool written = false;        // the transaction has something to commit
     bool coverage_grew = false;
-    bool equivocation = false;
+    bool equivocation = false;  // it proved one: the document was rebuilt
     std::vector<Change> changes;
+  };
+  // A stored batch disagreeing with a received one.
+  struct Conflict {
+    uint64_t seq = 0;  // the lowest seq they give two values
+    std::string batch;
   };
   // A waiting batch, opened and decoded.
   struct DecodedBatch {
@@ -195,6 +204,29 @@ class ReplicaCore {
   // a function of the batches held and the authors accepted).
   absl::Status RejoinLogs(StoreTxn& txn, DocumentRecord& doc, DocumentState& state,
                           const crdt::AuthorKey& claimed, uint64_t* changes);
+  // The batch of `author` on `doc`, among the logged ones and `extra`
+  // (copies of batches), that gives a dot in [first, last] another value
+  // than `delta`, at the lowest such seq; nullopt if none
+  // (lib/replica/quarantine.cc, as the three below).
+  absl::StatusOr<std::optional<Conflict>> FindConflict(StoreTxn& txn, uint32_t doc,
+                                                       const crdt::AuthorKey& author,
+                                                       const crdt::Delta& delta, uint64_t first,
+                                                       uint64_t last,
+                                                       const std::vector<std::string>& extra);
+  // Keeps `proof` as the one proof of `author` on `doc` (unless a lower one
+  // is held): the author's batches reaching proof.seq leave the log, its
+  // coverage and the waiting batches, and the document is rebuilt.
+  // kPermissionDenied for this replica's own key: it is in use elsewhere.
+  absl::Status Quarantine(StoreTxn& txn, DocumentRecord& doc, DocumentState& state,
+                          const crdt::AuthorKey& author, EquivocationProof proof,
+                          std::vector<Change>* changes);
+  // Rule 0 from scratch: clears the document's state and joins every logged
+  // batch again, dropping (and recording as inert) the claims that cannot
+  // act. Records one change naming `cause` as its author.
+  absl::Status Rebuild(StoreTxn& txn, DocumentRecord& doc, DocumentState& state,
+                       const crdt::AuthorKey& cause, std::vector<Change>* changes);
+  // Turns format 1's equivocation records into proofs (MigrateStore).
+  absl::Status MigrateEquivocations(StoreTxn& txn);
   // The waiting batches of `document` that can be applied now: the largest
   // set whose claims are covered by this replica's coverage plus the set's
   // own ranges (compacted batches of two authors may claim each other's).
@@ -232,6 +264,7 @@ class ReplicaCore {
   WallClock* clock_;
   Counters counters_;
   transport::PartialTransfers partials_;
+  ProofCandidates proof_candidates_;
 
   mutable absl::Mutex failure_mu_;
   absl::Status failure_ ABSL_GUARDED_BY(failure_mu_);

@@ -1,5 +1,6 @@
 #include "lib/store/document_state.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "crdt/size_limits.h"
 #include "crdt/varint.h"
@@ -72,6 +73,27 @@ absl::Status DocumentState::Flush() {
   if (!dirty_) return absl::OkStatus();
   dirty_ = false;
   return txn_->SaveDocument(*doc_);
+}
+
+absl::Status DocumentState::Clear() {
+  const std::string prefix = DocKey(doc_->num);
+  const StoreDbs& dbs = txn_->dbs();
+  for (const Dbi& db : {dbs.rows, dbs.dots, dbs.paths, dbs.path_parents, dbs.context}) {
+    absl::StatusOr<Cursor> c = txn_->read().OpenCursor(db);
+    if (!c.ok()) return c.status();
+    while (true) {
+      absl::StatusOr<bool> found = c->Seek(prefix);
+      if (!found.ok()) return found.status();
+      if (!*found || !absl::StartsWith(c->key(), prefix)) break;
+      if (absl::Status s = c->Delete(); !s.ok()) return s;
+    }
+  }
+  doc_->hash = crdt::StateHashSum();
+  doc_->next_path = 1;
+  path_nums_.clear();
+  paths_.clear();
+  dirty_ = true;
+  return absl::OkStatus();
 }
 
 std::string DocumentState::RowKeyBytes(uint64_t path, const crdt::RowKey& key,

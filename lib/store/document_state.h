@@ -31,6 +31,10 @@ class DocumentState : public crdt::StateStore {
 
   // Saves the document record (hash sum, path counter) if it changed.
   absl::Status Flush();
+  // Erases every row, dot index entry, path and context entry of the
+  // document and resets its hash sum and path counter: the empty state a
+  // rebuild joins the document's batches into again.
+  absl::Status Clear();
 
   absl::StatusOr<std::optional<crdt::RowValue>> GetRow(const crdt::RowKey& key) override;
   absl::Status PutRow(const crdt::RowKey& key, const crdt::RowValue& value) override;

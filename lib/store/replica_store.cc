@@ -525,61 +525,126 @@ absl::StatusOr<std::optional<DocumentRecord>> StoreTxn::FindDocumentByNum(uint32
   return FindDocument(std::string(**id));
 }
 
-absl::Status StoreTxn::PutEquivocation(uint32_t doc, const crdt::AuthorKey& author, uint64_t n) {
+namespace {
+
+// `equivocations` value: u64 seq ‖ u32 length of the first batch ‖ first
+// batch ‖ second batch. Format 1 keyed records by (doc, author, dot) with an
+// empty value; they are told apart by their key length.
+constexpr size_t kProofKeyBytes = 8;
+
+std::string EncodeProof(const EquivocationProof& proof) {
+  std::string v;
+  AppendU64(&v, proof.seq);
+  AppendU32(&v, static_cast<uint32_t>(proof.first_batch.size()));
+  v += proof.first_batch;
+  v += proof.second_batch;
+  return v;
+}
+
+absl::StatusOr<EquivocationProof> DecodeProof(absl::string_view v) {
+  FieldReader in(v);
+  EquivocationProof proof;
+  proof.seq = in.U64();
+  proof.first_batch = std::string(in.Bytes(in.U32()));
+  proof.second_batch = std::string(in.Rest());
+  if (!in.ok() || proof.second_batch.empty()) return Damaged("equivocation proof");
+  return proof;
+}
+
+}  // namespace
+
+absl::Status StoreTxn::PutEquivocationProof(uint32_t doc, const crdt::AuthorKey& author,
+                                            const EquivocationProof& proof) {
   absl::StatusOr<std::string> key = DocAuthorKey(doc, author, true);
   if (!key.ok()) return key.status();
-  AppendU64(&*key, n);
-  return write().Put(dbs_.equivocations, *key, "");
+  return write().Put(dbs_.equivocations, *key, EncodeProof(proof));
+}
+
+absl::StatusOr<std::optional<EquivocationProof>> StoreTxn::GetEquivocationProof(
+    uint32_t doc, const crdt::AuthorKey& author) {
+  absl::StatusOr<std::string> key = DocAuthorKey(doc, author, false);
+  if (!key.ok()) return key.status();
+  if (key->empty()) return std::optional<EquivocationProof>();
+  absl::StatusOr<std::optional<absl::string_view>> v = read_->Get(dbs_.equivocations, *key);
+  if (!v.ok()) return v.status();
+  if (!v->has_value()) return std::optional<EquivocationProof>();
+  absl::StatusOr<EquivocationProof> proof = DecodeProof(**v);
+  if (!proof.ok()) return proof.status();
+  return std::optional<EquivocationProof>(*std::move(proof));
+}
+
+absl::StatusOr<std::vector<std::pair<crdt::AuthorKey, EquivocationProof>>>
+StoreTxn::EquivocationProofs(uint32_t doc) {
+  std::vector<std::pair<uint32_t, EquivocationProof>> raws;
+  absl::Status bad;
+  absl::Status s = read_->ForEachWithPrefix(
+      dbs_.equivocations, U32Key(doc), [&](absl::string_view k, absl::string_view v) {
+        if (k.size() != kProofKeyBytes) return true;
+        absl::StatusOr<EquivocationProof> proof = DecodeProof(v);
+        if (!proof.ok()) {
+          bad = proof.status();
+          return false;
+        }
+        FieldReader in(k.substr(4));
+        raws.emplace_back(in.U32(), *std::move(proof));
+        return true;
+      });
+  if (!s.ok()) return s;
+  if (!bad.ok()) return bad;
+  std::vector<std::pair<crdt::AuthorKey, EquivocationProof>> out;
+  for (auto& [num, proof] : raws) {
+    absl::StatusOr<crdt::AuthorKey> author = AuthorKeyOf(num);
+    if (!author.ok()) return author.status();
+    out.emplace_back(*author, std::move(proof));
+  }
+  return out;
 }
 
 absl::StatusOr<uint64_t> StoreTxn::CountEquivocations(uint32_t doc) {
   uint64_t n = 0;
   absl::Status s = read_->ForEachWithPrefix(dbs_.equivocations, U32Key(doc),
-                                            [&](absl::string_view, absl::string_view) {
-                                              ++n;
+                                            [&](absl::string_view k, absl::string_view) {
+                                              if (k.size() == kProofKeyBytes) ++n;
                                               return true;
                                             });
   if (!s.ok()) return s;
   return n;
 }
 
-absl::Status StoreTxn::ForEachEquivocation(
-    uint32_t doc, absl::FunctionRef<void(const crdt::AuthorKey&, uint64_t n)> fn) {
-  std::vector<std::pair<uint32_t, uint64_t>> raws;
-  absl::Status s = read_->ForEachWithPrefix(dbs_.equivocations, U32Key(doc),
+absl::StatusOr<std::vector<std::tuple<uint32_t, crdt::AuthorKey, uint64_t>>>
+StoreTxn::LegacyEquivocations() {
+  std::vector<std::tuple<uint32_t, uint32_t, uint64_t>> raws;
+  absl::Status s = read_->ForEachWithPrefix(dbs_.equivocations, "",
                                             [&](absl::string_view k, absl::string_view) {
+                                              if (k.size() == kProofKeyBytes) return true;
                                               FieldReader in(k);
-                                              in.U32();
-                                              const uint32_t a = in.U32();
-                                              raws.emplace_back(a, in.U64());
+                                              const uint32_t doc = in.U32();
+                                              const uint32_t author = in.U32();
+                                              raws.emplace_back(doc, author, in.U64());
                                               return true;
                                             });
   if (!s.ok()) return s;
-  for (const auto& [num, n] : raws) {
+  std::vector<std::tuple<uint32_t, crdt::AuthorKey, uint64_t>> out;
+  for (const auto& [doc, num, n] : raws) {
     absl::StatusOr<crdt::AuthorKey> author = AuthorKeyOf(num);
     if (!author.ok()) return author.status();
-    fn(*author, n);
+    out.emplace_back(doc, *author, n);
   }
-  return absl::OkStatus();
+  return out;
 }
 
-absl::StatusOr<bool> StoreTxn::HasEquivocationIn(uint32_t doc, const crdt::AuthorKey& author,
-                                                 uint64_t first, uint64_t last) {
-  absl::StatusOr<std::string> prefix = DocAuthorKey(doc, author, false);
-  if (!prefix.ok()) return prefix.status();
-  if (prefix->empty()) return false;
-  std::string begin = *prefix;
-  AppendU64(&begin, first);
-  std::string end = *prefix;
-  AppendU64(&end, last + 1);
-  bool found = false;
-  absl::Status s = read_->ForEachInRange(dbs_.equivocations, begin, end,
-                                         [&](absl::string_view, absl::string_view) {
-                                           found = true;
-                                           return false;
-                                         });
+absl::Status StoreTxn::EraseLegacyEquivocations() {
+  std::vector<std::string> keys;
+  absl::Status s = read_->ForEachWithPrefix(dbs_.equivocations, "",
+                                            [&](absl::string_view k, absl::string_view) {
+                                              if (k.size() != kProofKeyBytes) keys.emplace_back(k);
+                                              return true;
+                                            });
   if (!s.ok()) return s;
-  return found;
+  for (const std::string& k : keys) {
+    if (absl::StatusOr<bool> d = write().Del(dbs_.equivocations, k); !d.ok()) return d.status();
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<std::string>> StoreTxn::GetLog(absl::string_view key) {

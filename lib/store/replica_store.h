@@ -14,6 +14,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
@@ -76,6 +78,15 @@ struct WaitingEntry {
   std::string document;
   uint64_t since_ms = 0;  // when it began waiting (wall clock)
   absl::string_view bytes;
+};
+
+// Two batches one author signed for one document that give a dot two
+// values (docs/crdt.md#equivocation): the author's batches reaching `seq`
+// or above are not accepted on that document. Thread-compatible value type.
+struct EquivocationProof {
+  uint64_t seq = 0;  // the lowest dot the two batches disagree on
+  std::string first_batch;
+  std::string second_batch;
 };
 
 // One entry of the change feed.
@@ -195,14 +206,20 @@ class StoreTxn {
   // The document record by number; nullopt if absent.
   absl::StatusOr<std::optional<DocumentRecord>> FindDocumentByNum(uint32_t num);
 
-  // equivocations: (doc, author, dot) found signed with two values
-  absl::Status PutEquivocation(uint32_t doc, const crdt::AuthorKey& author, uint64_t n);
+  // equivocation proofs: per (doc, author) at most one, the lowest found
+  absl::Status PutEquivocationProof(uint32_t doc, const crdt::AuthorKey& author,
+                                    const EquivocationProof& proof);
+  absl::StatusOr<std::optional<EquivocationProof>> GetEquivocationProof(
+      uint32_t doc, const crdt::AuthorKey& author);
+  // The proofs of `doc`, copied, in author-number order.
+  absl::StatusOr<std::vector<std::pair<crdt::AuthorKey, EquivocationProof>>> EquivocationProofs(
+      uint32_t doc);
   absl::StatusOr<uint64_t> CountEquivocations(uint32_t doc);
-  // True if an equivocation of `author` is recorded at a dot in [first, last].
-  absl::StatusOr<bool> HasEquivocationIn(uint32_t doc, const crdt::AuthorKey& author,
-                                         uint64_t first, uint64_t last);
-  absl::Status ForEachEquivocation(uint32_t doc,
-                                   absl::FunctionRef<void(const crdt::AuthorKey&, uint64_t n)> fn);
+  // Format 1's equivocation records (doc, author, dot), for the migration;
+  // EraseLegacyEquivocations removes them all.
+  absl::StatusOr<std::vector<std::tuple<uint32_t, crdt::AuthorKey, uint64_t>>>
+  LegacyEquivocations();
+  absl::Status EraseLegacyEquivocations();
   // The stored batch under a log key, copied; nullopt if gone.
   absl::StatusOr<std::optional<std::string>> GetLog(absl::string_view key);
 

@@ -139,13 +139,16 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
       }
     }
     if (equivocation_proofs) {
-      std::vector<std::pair<crdt::AuthorKey, uint64_t>> dots;
-      absl::Status es = txn.ForEachEquivocation(num, [&](const crdt::AuthorKey& a, uint64_t n) {
-        dots.emplace_back(a, n);
-      });
-      if (!es.ok()) return es;
-      for (const auto& dot : dots) {
-        if (absl::Status ps = plan_stored(dot.first, dot.second, dot.second); !ps.ok()) return ps;
+      absl::StatusOr<std::vector<std::pair<crdt::AuthorKey, EquivocationProof>>> proofs =
+          txn.EquivocationProofs(num);
+      if (!proofs.ok()) return proofs.status();
+      for (const auto& [author, proof] : *proofs) {
+        for (int part : {1, 2}) {
+          transport::BatchRef ref{std::string(document), author, proof.seq, proof.seq,
+                                  /*own_cut=*/false, ""};
+          ref.proof_part = part;
+          planned.push_back(std::move(ref));
+        }
       }
     }
     return absl::OkStatus();
@@ -159,6 +162,16 @@ absl::StatusOr<std::string> ReplicaSyncStore::FetchBatch(const transport::BatchR
   if (ref.own_cut) return core_->CutOwnRange(ref.document, ref.first, ref.last);
   std::optional<std::string> bytes;
   absl::Status s = core_->store().Read([&](StoreTxn& txn) -> absl::Status {
+    if (ref.proof_part != 0) {
+      // The proof held now: a lower one may have replaced the planned one.
+      absl::StatusOr<std::optional<DocumentRecord>> doc = txn.FindDocument(ref.document);
+      if (!doc.ok() || !doc->has_value()) return doc.status();
+      absl::StatusOr<std::optional<EquivocationProof>> proof =
+          txn.GetEquivocationProof((*doc)->num, ref.author);
+      if (!proof.ok() || !proof->has_value()) return proof.status();
+      bytes = ref.proof_part == 1 ? (*proof)->first_batch : (*proof)->second_batch;
+      return absl::OkStatus();
+    }
     absl::StatusOr<std::optional<std::string>> got = txn.GetLog(ref.stored_key);
     if (!got.ok()) return got.status();
     bytes = *std::move(got);

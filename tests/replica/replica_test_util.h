@@ -374,6 +374,19 @@ inline std::string HexDigest(const crdt::StateHashSum& sum) {
 }
 
 // Equivocation records the store holds for `doc`.
+// Batches in `r`'s logs, all documents and authors.
+inline uint64_t StoredBatchCount(Replica& r) {
+  uint64_t n = 0;
+  absl::Status s = r.core().store().Read([&](internal::StoreTxn& txn) -> absl::Status {
+    absl::StatusOr<uint64_t> c = txn.read().CountEntries(txn.dbs().log);
+    if (!c.ok()) return c.status();
+    n = *c;
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(s.ok()) << s;
+  return n;
+}
+
 inline uint64_t StoredEquivocations(Replica& r, const std::string& doc) {
   uint64_t n = 0;
   absl::Status s = r.core().store().Read([&](internal::StoreTxn& txn) -> absl::Status {
