@@ -22,6 +22,8 @@
 namespace edgesync::transport {
 
 inline constexpr size_t kDocumentHashBytes = 16;
+// The most refused authors a replica remembers and a hello carries.
+inline constexpr size_t kRefusedAuthorsMax = 256;
 
 // Per author: the seqs of its batches a replica holds for one document.
 using Coverage = absl::btree_map<crdt::AuthorKey, crdt::RangeSet>;

@@ -217,6 +217,43 @@ absl::Status ReplicaCore::Trust(const crdt::AuthorKey& key) {
   }));
 }
 
+void ReplicaCore::NoteRefused(const crdt::AuthorKey& author) {
+  absl::MutexLock lock(&refused_mu_);
+  auto it = std::find(refused_.begin(), refused_.end(), author);
+  if (it != refused_.end()) refused_.erase(it);
+  refused_.push_front(author);
+  if (refused_.size() > transport::kRefusedAuthorsMax) refused_.pop_back();
+}
+
+absl::StatusOr<std::vector<crdt::AuthorKey>> ReplicaCore::RefusedAuthors() {
+  std::vector<crdt::AuthorKey> noted;
+  {
+    absl::MutexLock lock(&refused_mu_);
+    noted.assign(refused_.begin(), refused_.end());
+  }
+  std::vector<crdt::AuthorKey> refused;
+  std::vector<crdt::AuthorKey> trusted;
+  absl::Status s = store_->Read([&](StoreTxn& txn) -> absl::Status {
+    refused.clear();
+    trusted.clear();
+    for (const crdt::AuthorKey& k : noted) {
+      absl::StatusOr<bool> t = txn.IsTrusted(k);
+      if (!t.ok()) return t.status();
+      (*t ? trusted : refused).push_back(k);
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return Note(s);
+  if (!trusted.empty()) {
+    absl::MutexLock lock(&refused_mu_);
+    for (const crdt::AuthorKey& k : trusted) {
+      auto it = std::find(refused_.begin(), refused_.end(), k);
+      if (it != refused_.end()) refused_.erase(it);
+    }
+  }
+  return refused;
+}
+
 absl::StatusOr<std::vector<crdt::AuthorKey>> ReplicaCore::TrustedKeys() {
   std::vector<crdt::AuthorKey> keys;
   absl::Status s = store_->Read([&](StoreTxn& txn) {
@@ -776,6 +813,7 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch) {
     result.status = std::move(why);
     counters_.batches_rejected.fetch_add(1, std::memory_order_relaxed);
     if (reason) reason->fetch_add(1, std::memory_order_relaxed);
+    if (reason == &counters_.rejected_untrusted) NoteRefused(author);
     return result;
   };
   if (absl::Status s = CheckUsable(); !s.ok()) return reject(s, nullptr);

@@ -20,6 +20,7 @@
 #define EDGESYNC_LIB_REPLICA_REPLICA_CORE_H_
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -41,6 +42,7 @@
 #include "transport/batch.h"
 #include "transport/partial_transfers.h"
 #include "transport/signing_key.h"
+#include "transport/sync_store.h"
 
 namespace edgesync::internal {
 
@@ -78,6 +80,12 @@ class ReplicaCore {
 
   absl::Status Trust(const crdt::AuthorKey& key);
   absl::StatusOr<std::vector<crdt::AuthorKey>> TrustedKeys();
+  // The authors whose batches this replica refused as untrusted since it
+  // was opened and that are still untrusted (a key trusted since, by any
+  // process, leaves the set), most recently refused first, at most
+  // transport::kRefusedAuthorsMax: the oldest refusal is forgotten first.
+  // In memory only: after a restart a peer sends their batches once more.
+  absl::StatusOr<std::vector<crdt::AuthorKey>> RefusedAuthors();
   absl::StatusOr<std::vector<std::string>> DocumentIds(absl::string_view prefix);
 
   // Commits `mutations` on `document` as one batch (see the file comment).
@@ -137,6 +145,8 @@ class ReplicaCore {
   absl::Status CheckUsable() const;
   // Records `s` as the sticky failure if it is kDataLoss; returns `s`.
   absl::Status Note(absl::Status s);
+  // Puts `author` first in the refused authors (RefusedAuthors).
+  void NoteRefused(const crdt::AuthorKey& author);
 
   struct Subscription;
   struct Counters {
@@ -268,6 +278,9 @@ class ReplicaCore {
 
   mutable absl::Mutex failure_mu_;
   absl::Status failure_ ABSL_GUARDED_BY(failure_mu_);
+
+  absl::Mutex refused_mu_;
+  std::deque<crdt::AuthorKey> refused_ ABSL_GUARDED_BY(refused_mu_);  // most recent first
 
   absl::Mutex subscriptions_mu_;
   uint64_t next_subscription_ ABSL_GUARDED_BY(subscriptions_mu_) = 1;

@@ -241,6 +241,49 @@ TEST_F(SecurityTest, UntrustedAuthorIsRejectedAndChangesNothing) {
   EXPECT_EQ(MustGet(target_->document("theirs"), "/y"), "1");
 }
 
+// What sessions announce as refused: the last kRefusedAuthorsMax untrusted
+// authors, most recent first; trusting one takes it out.
+TEST_F(SecurityTest, RefusedAuthorsAreBoundedAndTrustTakesThemOut) {
+  std::vector<std::unique_ptr<ForgedAuthor>> strangers;
+  auto refuse = [&](ForgedAuthor& a) {
+    absl::StatusOr<std::string> batch = a.Commit("d", 1, [](crdt::TransactionBuilder& t) {
+      return t.Put(P("/v"), StringTree("x"));
+    });
+    ASSERT_TRUE(batch.ok()) << batch.status();
+    EXPECT_EQ(target_->core().ApplyBatch(*batch).status.code(), absl::StatusCode::kUnauthenticated);
+  };
+  for (size_t i = 0; i <= transport::kRefusedAuthorsMax; ++i) {
+    strangers.push_back(std::make_unique<ForgedAuthor>());
+    refuse(*strangers.back());
+  }
+  absl::StatusOr<std::vector<crdt::AuthorKey>> refused = target_->core().RefusedAuthors();
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  ASSERT_EQ(refused->size(), transport::kRefusedAuthorsMax);
+  EXPECT_EQ(refused->front(), strangers.back()->key().public_key());
+  EXPECT_EQ(refused->back(), strangers[1]->key().public_key()) << "the oldest is forgotten";
+
+  refuse(*strangers[1]);
+  ASSERT_TRUE(target_->Trust(strangers.back()->hex()).ok());
+  refused = target_->core().RefusedAuthors();
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(refused->size(), transport::kRefusedAuthorsMax - 1);
+  EXPECT_EQ(refused->front(), strangers[1]->key().public_key());
+  EXPECT_EQ(std::count(refused->begin(), refused->end(), strangers.back()->key().public_key()), 0);
+
+  // A batch whose signature does not verify is refused before its author
+  // is looked at: it names no one.
+  ForgedAuthor forger;
+  absl::StatusOr<std::string> forged = forger.Commit("d", 1, [](crdt::TransactionBuilder& t) {
+    return t.Put(P("/v"), StringTree("x"));
+  });
+  ASSERT_TRUE(forged.ok()) << forged.status();
+  EXPECT_EQ(target_->core().ApplyBatch(FlipBit(*forged, forged->size() * 8 - 1)).outcome,
+            ApplyOutcome::kRejected);
+  refused = target_->core().RefusedAuthors();
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(std::count(refused->begin(), refused->end(), forger.key().public_key()), 0);
+}
+
 TEST_F(SecurityTest, ReplayedOldBatchIsDuplicateAndChangesNothing) {
   ReplicaOptions no_compact;
   no_compact.auto_compact = false;
