@@ -40,6 +40,9 @@ class EmptyStore : public edgesync::transport::SyncStore {
     *changes = 0;
     return BatchOutcome::kRejected;
   }
+  absl::StatusOr<std::vector<edgesync::crdt::AuthorKey>> RefusedAuthors() override {
+    return std::vector<edgesync::crdt::AuthorKey>();
+  }
   absl::StatusOr<uint64_t> ChangeSeq() override { return uint64_t{0}; }
   absl::Status EnsureDurable() override { return absl::OkStatus(); }
   PartialTransfers& partials() override { return partials_; }

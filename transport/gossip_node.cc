@@ -97,6 +97,9 @@ class GossipNode::ConnectionStore : public SyncStore {
     }
     return outcome;
   }
+  absl::StatusOr<std::vector<crdt::AuthorKey>> RefusedAuthors() override {
+    return store().RefusedAuthors();
+  }
   absl::StatusOr<uint64_t> ChangeSeq() override { return store().ChangeSeq(); }
   absl::Status EnsureDurable() override { return store().EnsureDurable(); }
   PartialTransfers& partials() override { return store().partials(); }

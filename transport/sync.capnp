@@ -43,6 +43,10 @@ struct Hello {
   maxMessageBytes @1 :UInt32;  # the largest message the sender accepts
   interest @2 :List(Text);     # document-id prefixes; "" is every document
   partials @3 :List(PartialHeld);
+  refusedAuthors @4 :Data;
+    # 32-byte keys, concatenated, at most 256 (kRefusedAuthorsMax): authors
+    # whose batches the sender refuses (it does not trust them), most
+    # recently refused first; the receiver sends none of their batches.
 }
 
 struct PartialHeld {

@@ -117,10 +117,12 @@ void SyncSession::StartRound() {
   plan_.clear();
   plan_next_ = 0;
   batches_sent_in_flight_ = 0;
+  withheld_in_round_ = 0;
   next_batch_.reset();
   peer_hello_ = false;
   peer_interest_.clear();
   peer_partials_.clear();
+  peer_refused_.clear();
   peer_documents_.clear();
   peer_documents_bytes_ = 0;
   peer_flight1_done_ = peer_flight2_done_ = peer_flight3_done_ = false;
@@ -326,6 +328,18 @@ absl::StatusOr<std::string> SyncSession::HelloMessage() {
     partials[static_cast<unsigned>(i)].setTransferId(AsCapnpData(held[i].id));
     partials[static_cast<unsigned>(i)].setBytesHeld(held[i].bytes);
   }
+  // Then the authors this side refuses, most recent first, as many as fit.
+  absl::StatusOr<std::vector<crdt::AuthorKey>> refused = store_->RefusedAuthors();
+  if (!refused.ok()) return refused.status();
+  std::string keys;
+  for (const crdt::AuthorKey& k : *refused) {
+    if (keys.size() == kRefusedAuthorsMax * crdt::kAuthorKeyBytes ||
+        size + keys.size() + crdt::kAuthorKeyBytes > OutgoingLimit()) {
+      break;
+    }
+    keys.append(k.view().data(), k.view().size());
+  }
+  if (!keys.empty()) hello.setRefusedAuthors(AsCapnpData(keys));
   return Encode(message);
 }
 
@@ -558,6 +572,13 @@ absl::Status SyncSession::Compare() {
       return s;
     }
   }
+  // The peer would refuse these again.
+  const size_t planned = plan_.size();
+  plan_.erase(std::remove_if(plan_.begin(), plan_.end(),
+                             [&](const BatchRef& b) { return peer_refused_.contains(b.author); }),
+              plan_.end());
+  withheld_in_round_ = planned - plan_.size();
+  stats_.batches_withheld += withheld_in_round_;
   if (!plan_.empty()) {
     if (absl::Status s = store_->EnsureDurable(); !s.ok()) return s;
   }
@@ -632,6 +653,16 @@ absl::Status SyncSession::Receive(absl::string_view bytes) {
         if (h.getPartials().size() > kPartialsAnnouncedMax) return Violation("too many partial batches");
         for (auto p : h.getPartials()) {
           hello.partials[std::string(AsView(p.getTransferId()))] = p.getBytesHeld();
+        }
+        const absl::string_view refused = AsView(h.getRefusedAuthors());
+        if (refused.size() > kRefusedAuthorsMax * crdt::kAuthorKeyBytes) {
+          return Violation(absl::StrCat("more than ", kRefusedAuthorsMax, " refused authors"));
+        }
+        if (refused.size() % crdt::kAuthorKeyBytes != 0) {
+          return Violation("refused authors are not whole 32-byte keys");
+        }
+        for (size_t i = 0; i < refused.size(); i += crdt::kAuthorKeyBytes) {
+          hello.refused.insert(*crdt::AuthorKey::FromBytes(refused.substr(i, crdt::kAuthorKeyBytes)));
         }
         return absl::OkStatus();
       }
@@ -752,6 +783,7 @@ absl::Status SyncSession::OnHello(PeerHello hello) {
   last_peer_interest_ = hello.interest;
   peer_interest_ = std::move(hello.interest);
   peer_partials_ = std::move(hello.partials);
+  peer_refused_ = std::move(hello.refused);
   ++peer_flight_messages_;
   return absl::OkStatus();
 }
@@ -940,6 +972,9 @@ absl::Status SyncSession::OnEndOfFlight(uint8_t flight, uint32_t messages, uint3
             refused_in_round_ > 0
                 ? absl::StrCat("this side refused ", refused_in_round_,
                                " batch(es) the peer holds; first: ", first_refusal_)
+            : withheld_in_round_ > 0
+                ? absl::StrCat("this side withheld ", withheld_in_round_,
+                               " batch(es) of authors the peer refuses")
                 : "a document changed during the round, the peer refused a batch, batches are "
                   "held until their time, or one side holds a compaction whose author had seen "
                   "batches neither side has yet";

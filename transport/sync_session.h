@@ -73,6 +73,8 @@ struct SessionStats {
   uint64_t rounds = 0;
   uint64_t batches_sent = 0;
   uint64_t batch_bytes_sent = 0;
+  // Planned batches not sent because the peer refuses their author.
+  uint64_t batches_withheld = 0;
   uint64_t batches_applied = 0;
   uint64_t batches_duplicate = 0;
   uint64_t batches_held = 0;
@@ -165,6 +167,7 @@ class SyncSession {
     uint32_t max_message_bytes = 0;
     std::vector<std::string> interest;
     std::map<std::string, uint64_t> partials;
+    absl::flat_hash_set<crdt::AuthorKey> refused;
   };
   absl::Status OnHello(PeerHello hello);
   absl::Status OnDocuments(absl::string_view payload);
@@ -206,6 +209,7 @@ class SyncSession {
   // Documents whose equivocation proofs this session has planned.
   absl::flat_hash_set<std::string> proofs_sent_;
   uint32_t batches_sent_in_flight_ = 0;
+  uint64_t withheld_in_round_ = 0;
   // A batch being sent in chunks.
   std::string chunk_batch_;
   std::string chunk_id_;
@@ -221,6 +225,7 @@ class SyncSession {
   bool peer_hello_ = false;
   std::vector<std::string> peer_interest_;
   std::map<std::string, uint64_t> peer_partials_;
+  absl::flat_hash_set<crdt::AuthorKey> peer_refused_;
   std::map<std::string, PeerDocument> peer_documents_;
   uint64_t peer_documents_bytes_ = 0;
   bool peer_flight1_done_ = false;

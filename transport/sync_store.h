@@ -79,6 +79,11 @@ class SyncStore {
   // waited for it through, so there may be several).
   virtual BatchOutcome ApplyBatch(absl::string_view bytes, std::string* reason,
                                   uint64_t* changes) = 0;
+  // The authors whose batches this replica refuses because it does not
+  // trust them, most recently refused first, at most kRefusedAuthorsMax.
+  // The session's hello announces them, so the peer stops sending their
+  // batches.
+  virtual absl::StatusOr<std::vector<crdt::AuthorKey>> RefusedAuthors() = 0;
   // A number that grows by one whenever a document changes (in any process).
   virtual absl::StatusOr<uint64_t> ChangeSeq() = 0;
   // Makes everything committed durable before it leaves the device.

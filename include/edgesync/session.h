@@ -53,6 +53,8 @@ struct SessionStats {
   uint64_t batches_applied = 0;
   uint64_t batches_duplicate = 0;
   uint64_t batches_rejected = 0;
+  // Batches not sent because the peer's hello says it refuses their author.
+  uint64_t batches_withheld = 0;
 };
 
 namespace internal {

@@ -25,6 +25,9 @@ class ReplicaSyncStore : public transport::SyncStore {
   absl::StatusOr<std::string> FetchBatch(const transport::BatchRef& ref) override;
   transport::BatchOutcome ApplyBatch(absl::string_view bytes, std::string* reason,
                                      uint64_t* changes) override;
+  absl::StatusOr<std::vector<crdt::AuthorKey>> RefusedAuthors() override {
+    return core_->RefusedAuthors();
+  }
   absl::StatusOr<uint64_t> ChangeSeq() override { return core_->ChangeSeq(); }
   absl::Status EnsureDurable() override { return core_->EnsureDurable(); }
   transport::PartialTransfers& partials() override { return core_->partials(); }

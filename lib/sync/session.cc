@@ -35,6 +35,7 @@ SessionStats ToPublic(const transport::SessionStats& s) {
   out.batches_applied = s.batches_applied;
   out.batches_duplicate = s.batches_duplicate;
   out.batches_rejected = s.batches_rejected;
+  out.batches_withheld = s.batches_withheld;
   return out;
 }
 

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include "lib/test_util/temp_dir.h"
+#include "transport/capnp_util.h"
+#include "transport/sync.capnp.h"
+#include "transport/sync_session.h"
 
 namespace edgesync {
 namespace {
@@ -192,6 +195,123 @@ TEST(SessionTest, GarbageFailsTheSessionAndChangesNothing) {
   std::string oversize(70000, '\0');
   auto sc = *Session::Create(*p.b);
   EXPECT_EQ(sc->Receive(oversize).code(), absl::StatusCode::kResourceExhausted);
+}
+
+// Replica b does not trust author m; a does and holds m's batches (one per
+// document) besides one of its own.
+struct RefusedAuthor {
+  Pair p;
+  TempDir dir;
+  std::unique_ptr<Replica> m = *Replica::Open(dir.path() + "/m");
+  static constexpr uint64_t kBatchesOfM = 5;
+  RefusedAuthor() {
+    EXPECT_TRUE(p.a->Trust(m->public_key_hex()).ok());
+    EXPECT_TRUE(m->Trust(p.a->public_key_hex()).ok());
+    for (uint64_t i = 0; i < kBatchesOfM; ++i) {
+      EXPECT_TRUE(m->document("m" + std::to_string(i))
+                      .Put("/v", "\"" + RandomLetters(2000, i + 1) + "\"")
+                      .ok());
+    }
+    absl::StatusOr<LocalSyncResult> r = SyncLocal(*m, *p.a);
+    EXPECT_TRUE(r.ok() && r->synced) << r.status();
+    EXPECT_TRUE(p.a->document("own").Put("/x", "1").ok());
+  }
+};
+
+TEST(SessionTest, BatchesOfAnAuthorThePeerRefusedAreNotSentAgain) {
+  RefusedAuthor t;
+  absl::StatusOr<LocalSyncResult> first = SyncLocal(*t.p.a, *t.p.b);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(first->synced);
+  EXPECT_EQ(first->a.batches_sent, RefusedAuthor::kBatchesOfM + 1);
+  EXPECT_EQ(first->b.batches_rejected, RefusedAuthor::kBatchesOfM);
+  EXPECT_EQ(*t.p.a->document("own").Digest(), *t.p.b->document("own").Digest());
+
+  absl::StatusOr<LocalSyncResult> second = SyncLocal(*t.p.a, *t.p.b);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->a.batches_sent, 0u);
+  EXPECT_EQ(second->a.batches_withheld, RefusedAuthor::kBatchesOfM);
+  EXPECT_EQ(second->b.batches_rejected, 0u);
+  EXPECT_LT(second->a.bytes_sent + RefusedAuthor::kBatchesOfM * 1000, first->a.bytes_sent);
+  EXPECT_EQ(t.p.b->DocumentIds()->size(), 1u);
+}
+
+TEST(SessionTest, ARefusalStopsTheAuthorForTheRestOfTheSession) {
+  RefusedAuthor t;
+  auto sa = *Session::Create(*t.p.a);
+  auto sb = *Session::Create(*t.p.b);
+  auto exchange = [&] {
+    for (bool busy = true; busy;) {
+      busy = false;
+      absl::StatusOr<std::optional<std::string>> ma = sa->Next();
+      ASSERT_TRUE(ma.ok()) << ma.status();
+      if (ma->has_value()) busy = true, (void)sb->Receive(**ma);
+      absl::StatusOr<std::optional<std::string>> mb = sb->Next();
+      ASSERT_TRUE(mb.ok()) << mb.status();
+      if (mb->has_value()) busy = true, (void)sa->Receive(**mb);
+    }
+    ASSERT_TRUE(sa->failure().ok()) << sa->failure();
+    ASSERT_TRUE(sb->failure().ok()) << sb->failure();
+  };
+  exchange();
+  EXPECT_EQ(sa->stats().batches_sent, RefusedAuthor::kBatchesOfM + 1);
+  EXPECT_EQ(sb->stats().batches_rejected, RefusedAuthor::kBatchesOfM);
+  sa->RequestRound();
+  exchange();
+  EXPECT_EQ(sa->stats().rounds, 2u);
+  EXPECT_EQ(sa->stats().batches_sent, RefusedAuthor::kBatchesOfM + 1);
+  EXPECT_EQ(sa->stats().batches_withheld, RefusedAuthor::kBatchesOfM);
+  EXPECT_EQ(sb->stats().batches_rejected, RefusedAuthor::kBatchesOfM);
+}
+
+TEST(SessionTest, OnceTrustedARefusedAuthorsBatchesFlowAgain) {
+  RefusedAuthor t;
+  ASSERT_TRUE(SyncLocal(*t.p.a, *t.p.b).ok());
+  ASSERT_EQ(SyncLocal(*t.p.a, *t.p.b)->a.batches_sent, 0u);
+  ASSERT_TRUE(t.p.b->Trust(t.m->public_key_hex()).ok());
+  absl::StatusOr<LocalSyncResult> r = SyncLocal(*t.p.a, *t.p.b);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->synced);
+  EXPECT_EQ(r->a.batches_sent, RefusedAuthor::kBatchesOfM);
+  EXPECT_EQ(r->a.batches_withheld, 0u);
+  EXPECT_EQ(r->b.batches_applied, RefusedAuthor::kBatchesOfM);
+  EXPECT_EQ(*t.p.a->DocumentIds(), *t.p.b->DocumentIds());
+}
+
+// A round-1 hello carrying `refused_bytes` of refused-author keys.
+std::string HelloRefusing(size_t refused_bytes) {
+  capnp::MallocMessageBuilder message;
+  auto m = message.initRoot<transport::schema::SyncMessage>();
+  m.setRound(1);
+  auto hello = m.initHello();
+  hello.setProtocolVersion(transport::kSyncProtocolVersion);
+  hello.setMaxMessageBytes(64u << 10);
+  hello.initInterest(1).set(0, "");
+  const std::string keys(refused_bytes, '\x07');
+  hello.setRefusedAuthors(transport::AsCapnpData(keys));
+  return transport::MessageToBytes(message);
+}
+
+TEST(SessionTest, AHelloRefusingTooManyOrMalformedKeysFailsTheSession) {
+  Pair p;
+  ASSERT_TRUE(p.b->document("d").Put("/x", "1").ok());
+  const std::string before = *p.b->document("d").Digest();
+  EXPECT_TRUE((*Session::Create(*p.b))->Receive(HelloRefusing(256 * 32)).ok());
+
+  auto too_many = *Session::Create(*p.b);
+  absl::Status s = too_many->Receive(HelloRefusing(257 * 32));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "sync protocol violation: more than 256 refused authors");
+  EXPECT_EQ(too_many->Receive(HelloRefusing(0)).code(), absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<std::optional<std::string>> abort = too_many->Next();
+  ASSERT_TRUE(abort.ok());
+  EXPECT_TRUE(abort->has_value());
+
+  auto malformed = *Session::Create(*p.b);
+  s = malformed->Receive(HelloRefusing(33));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "sync protocol violation: refused authors are not whole 32-byte keys");
+  EXPECT_EQ(*p.b->document("d").Digest(), before);
 }
 
 }  // namespace
