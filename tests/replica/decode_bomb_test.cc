@@ -6,10 +6,9 @@
 // decompressed bytes plus its distinct path bytes.
 
 #include <sys/resource.h>
-#include <zstd.h>
 
 #include "crdt/size_limits.h"
-#include "crdt/varint.h"
+#include "tests/replica/path_bomb.h"
 #include "tests/replica/replica_test_util.h"
 
 namespace edgesync::testing {
@@ -20,56 +19,6 @@ uint64_t PeakRssBytes() {
   struct rusage u;
   getrusage(RUSAGE_SELF, &u);
   return static_cast<uint64_t>(u.ru_maxrss) * 1024;
-}
-
-void Lp(std::string* out, absl::string_view bytes) {
-  crdt::AppendVarint(out, bytes.size());
-  out->append(bytes.data(), bytes.size());
-}
-
-// A batch of `key` for seqs 1..1 whose delta holds `rows` map markers, all
-// at one path 64 keys of 255 bytes deep (16,448 encoded bytes), dots
-// 1..rows, front-coded so each row after the first costs 4 bytes; zstd
-// makes the whole batch a few kilobytes. Its rows' dots lie outside the
-// header's range, so it is refused after decoding.
-std::string PathBomb(const transport::SigningKey& key, uint64_t rows) {
-  std::string path;
-  for (int i = 0; i < 64; ++i) Lp(&path, std::string(255, 'a'));
-  std::string body;
-  crdt::AppendVarint(&body, 1);
-  body.append(key.public_key().view().data(), crdt::kAuthorKeyBytes);
-  crdt::AppendVarint(&body, 1);  // context: one range 1..rows
-  crdt::AppendVarint(&body, 0);
-  crdt::AppendVarint(&body, rows - 1);
-  crdt::AppendVarint(&body, rows);
-  std::string col[10];
-  crdt::AppendVarint(&col[0], 0);
-  crdt::AppendVarint(&col[0], rows);
-  for (uint64_t i = 0; i < rows; ++i) {
-    crdt::AppendVarint(&col[1], 1);
-    col[2].push_back('\0');  // map marker
-    if (i == 0) {
-      crdt::AppendVarint(&col[3], 0);
-      Lp(&col[3], path);
-    } else {
-      crdt::AppendVarint(&col[3], path.size());
-      Lp(&col[3], "");
-    }
-    crdt::AppendVarint(&col[5], 1);
-  }
-  for (const std::string& c : col) Lp(&body, c);
-  std::string frame(ZSTD_compressBound(body.size()), '\0');
-  frame.resize(ZSTD_compress(frame.data(), frame.size(), body.data(), body.size(), 3));
-  std::string delta = "\x01\x01";
-  crdt::AppendVarint(&delta, body.size());
-  delta += frame;
-  transport::BatchHeader h;
-  h.document = "bomb";
-  h.author = key.public_key();
-  h.seq_first = 1;
-  h.seq_last = 1;
-  h.hlc = crdt::HlcFromMillis(SystemMillis());
-  return transport::SealBatch(h, delta, key).value();
 }
 
 TEST(DecodeBombTest, AnUntrustedBombIsRefusedBeforeDecoding) {
