@@ -90,6 +90,7 @@ class GossipNode::ConnectionStore : public SyncStore {
   }
   BatchOutcome ApplyBatch(absl::string_view bytes, std::string* reason, uint64_t* changes) override {
     const BatchOutcome outcome = store().ApplyBatch(bytes, reason, changes);
+    if (outcome == BatchOutcome::kInvalid) ++node_->stats_.batches_invalid;
     if (outcome == BatchOutcome::kApplied) {
       ++node_->stats_.batches_applied;
       absl::StatusOr<BatchHeader> header = PeekBatchHeader(bytes);

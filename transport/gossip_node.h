@@ -104,6 +104,9 @@ struct GossipStats {
   uint64_t frames_received = 0;
   uint64_t bad_frames = 0;  // failed authentication, impossible length, malformed content
   uint64_t sessions_failed = 0;
+  // Invalid batches from peers (BatchOutcome::kInvalid): each failed its
+  // session, which closed the connection (also counted in sessions_failed).
+  uint64_t batches_invalid = 0;
   uint64_t rounds_synced = 0;
   uint64_t rounds_mismatched = 0;
   uint64_t pushes_sent = 0;

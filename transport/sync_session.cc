@@ -874,6 +874,10 @@ absl::Status SyncSession::OnBatch(std::string bytes) {
       ++stats_.batches_rejected;
       if (refused_in_round_++ == 0) first_refusal_ = reason;
       break;
+    case BatchOutcome::kInvalid:
+      // No honest peer sends one: the session fails and the peer is closed.
+      ++stats_.batches_invalid;
+      return absl::InvalidArgumentError(absl::StrCat("peer sent an invalid batch: ", reason));
   }
   return absl::OkStatus();
 }

@@ -79,6 +79,7 @@ struct SessionStats {
   uint64_t batches_duplicate = 0;
   uint64_t batches_held = 0;
   uint64_t batches_rejected = 0;
+  uint64_t batches_invalid = 0;  // each fails the session (BatchOutcome::kInvalid)
   uint64_t pushes_sent = 0;
   uint64_t pushes_received = 0;
 };
@@ -102,7 +103,8 @@ class SyncSession {
   absl::StatusOr<std::optional<std::string>> NextMessage();
 
   // Handles one message from the peer. A malformed, oversized or
-  // out-of-order message fails the session: kInvalidArgument (or
+  // out-of-order message, or a batch the store finds invalid
+  // (BatchOutcome::kInvalid), fails the session: kInvalidArgument (or
   // kResourceExhausted for a limit, kFailedPrecondition for a protocol
   // version this build does not speak, kAborted when the peer aborted) and
   // every later call returns the same status. Batches already applied stay

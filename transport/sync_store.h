@@ -49,7 +49,12 @@ struct BatchRef {
   int proof_part = 0;
 };
 
-enum class BatchOutcome { kApplied, kDuplicate, kHeld, kRejected };
+// kRejected: refused for what this replica holds or trusts (an untrusted
+// author, claims, a store error); a relay may forward such a batch in good
+// faith. kInvalid: refused for its own bytes (malformed, a signature that
+// does not verify, an undecodable delta, over a decoding limit); no honest
+// replica stores such a batch, so none forwards it.
+enum class BatchOutcome { kApplied, kDuplicate, kHeld, kRejected, kInvalid };
 
 // Implementations document their thread-safety; a session calls it from
 // one thread at a time.
@@ -73,7 +78,8 @@ class SyncStore {
                                    bool equivocation_proofs, std::vector<BatchRef>* out) = 0;
   // The signed bytes of a planned batch.
   virtual absl::StatusOr<std::string> FetchBatch(const BatchRef& ref) = 0;
-  // Verifies and applies a received batch; on kRejected, `reason` says why.
+  // Verifies and applies a received batch; on kRejected or kInvalid,
+  // `reason` says why.
   // `changes` is set to the number of document changes the call recorded,
   // each of which advanced ChangeSeq by one (a batch can let batches that
   // waited for it through, so there may be several).

@@ -66,6 +66,10 @@ struct NodeStats {
   uint64_t connections_closed = 0;
   uint64_t bad_frames = 0;
   uint64_t sessions_failed = 0;
+  // Batches from peers refused for their own bytes (malformed, bad
+  // signature, undecodable, over a decoding limit); each closed its peer's
+  // connection and also counts in sessions_failed.
+  uint64_t batches_invalid = 0;
   uint64_t rounds_synced = 0;
   uint64_t rounds_mismatched = 0;
   uint64_t pushes_sent = 0;

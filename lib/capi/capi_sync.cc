@@ -266,6 +266,7 @@ std::string NodeStatsJson(const edgesync::Node& node) {
   j["connections_displaced"] = s.connections_displaced;
   j["peer_lists_ignored"] = s.peer_lists_ignored;
   j["learned_peers_dropped"] = s.learned_peers_dropped;
+  j["batches_invalid"] = s.batches_invalid;
   nlohmann::ordered_json peers = nlohmann::ordered_json::array();
   for (const edgesync::NodePeer& p : node.peers()) {
     nlohmann::ordered_json e;

@@ -182,6 +182,7 @@ class NodeCore {
     s.connections_closed = g.connections_closed;
     s.bad_frames = g.bad_frames;
     s.sessions_failed = g.sessions_failed;
+    s.batches_invalid = g.batches_invalid;
     s.rounds_synced = g.rounds_synced;
     s.rounds_mismatched = g.rounds_mismatched;
     s.pushes_sent = g.pushes_sent;

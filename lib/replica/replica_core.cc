@@ -71,6 +71,10 @@ bool IsNothingToWrite(const absl::Status& s) {
   return s.code() == absl::StatusCode::kCancelled && s.message() == "edgesync: nothing to write";
 }
 
+// Whether opening or decoding a batch failed for the batch's own bytes
+// (ApplyResult::invalid): every failure but a format newer than this build.
+bool IsInvalidBatch(const absl::Status& s) { return !absl::IsUnimplemented(s); }
+
 Change MakeChange(absl::string_view doc, const crdt::JoinResult& result, bool remote,
                   const crdt::AuthorKey& author) {
   Change c;
@@ -539,6 +543,7 @@ ApplyResult ReplicaCore::ApplyBatch(absl::string_view bytes) {
   if (!opened.ok()) {
     ApplyResult r;
     r.status = opened.status();
+    r.invalid = IsInvalidBatch(r.status);
     counters_.batches_rejected.fetch_add(1, std::memory_order_relaxed);
     (absl::IsUnauthenticated(opened.status()) ? counters_.rejected_bad_signature
                                               : counters_.rejected_malformed)
@@ -842,7 +847,10 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch) {
                   &counters_.rejected_equivocated);
   }
   absl::StatusOr<crdt::Delta> delta = transport::DecodeBatchDelta(batch);
-  if (!delta.ok()) return reject(delta.status(), &counters_.rejected_malformed);
+  if (!delta.ok()) {
+    result.invalid = IsInvalidBatch(delta.status());
+    return reject(delta.status(), &counters_.rejected_malformed);
+  }
 
   const uint64_t now = clock_->NowMillis();
   JoinOutcome joined;

@@ -53,6 +53,10 @@ enum class ApplyOutcome { kApplied, kDuplicate, kHeld, kRejected };
 struct ApplyResult {
   ApplyOutcome outcome = ApplyOutcome::kRejected;
   absl::Status status;  // why, when rejected
+  // Rejected for its own bytes: malformed, a signature that does not verify,
+  // an undecodable delta or one over a decoding limit (not a newer format,
+  // not trust, claims or the store). No honest replica holds such a batch.
+  bool invalid = false;
   bool equivocation = false;
   // The document's state changed (and a change was recorded in the feed).
   bool state_changed = false;

@@ -209,7 +209,7 @@ transport::BatchOutcome ReplicaSyncStore::ApplyBatch(absl::string_view bytes, st
       break;
   }
   *reason = std::string(r.status.message());
-  return transport::BatchOutcome::kRejected;
+  return r.invalid ? transport::BatchOutcome::kInvalid : transport::BatchOutcome::kRejected;
 }
 
 }  // namespace edgesync::internal

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
 #include "lib/test_util/temp_dir.h"
+#include "tests/replica/path_bomb.h"
 #include "transport/capnp_util.h"
 #include "transport/sync.capnp.h"
 #include "transport/sync_session.h"
@@ -312,6 +314,31 @@ TEST(SessionTest, AHelloRefusingTooManyOrMalformedKeysFailsTheSession) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(), "sync protocol violation: refused authors are not whole 32-byte keys");
   EXPECT_EQ(*p.b->document("d").Digest(), before);
+
+// A session message pushing `batch`.
+std::string PushMessage(const std::string& batch) {
+  capnp::MallocMessageBuilder message;
+  auto m = message.initRoot<transport::schema::SyncMessage>();
+  m.initPush(1).set(0, transport::AsCapnpData(batch));
+  return transport::MessageToBytes(message);
+}
+
+// A batch refused for its author leaves the session going (a relay forwards
+// authors it trusts in good faith); the same batch signed by a trusted
+// author, refused for a delta that does not decode, fails it.
+TEST(SessionTest, AnInvalidBatchFailsTheSessionAnUntrustedOneDoesNot) {
+  Pair p;
+  const transport::SigningKey stranger = *transport::SigningKey::Generate();
+  const transport::SigningKey insider = *transport::SigningKey::Generate();
+  ASSERT_TRUE(p.b->Trust(insider.public_key().Hex()).ok());
+  auto sb = *Session::Create(*p.b);
+  EXPECT_TRUE(sb->Receive(PushMessage(testing::UndecodableBatch(stranger))).ok());
+  EXPECT_EQ(p.b->stats().rejected_untrusted, 1u);
+  const absl::Status s = sb->Receive(PushMessage(testing::UndecodableBatch(insider)));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_TRUE(absl::StartsWith(s.message(), "peer sent an invalid batch: ")) << s;
+  EXPECT_EQ(p.b->stats().rejected_malformed, 1u);
+  EXPECT_TRUE(p.b->DocumentIds()->empty());
 }
 
 }  // namespace
