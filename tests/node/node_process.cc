@@ -1,7 +1,8 @@
 // File: tests/node/node_process.cc
 //
-// A node in its own process, for tests/node/kill9_test.cc (LMDB must not
-// cross fork(), so the test execs this program). It opens a replica
+// A node in its own process, for tests/node/kill9_test.cc and
+// tests/node/bomb_test.cc (LMDB must not cross fork(), so the tests exec
+// this program). It opens a replica
 // directory (default options: durable commits), starts an edgesync::Node
 // and runs until killed. Lines on stdout, each flushed at once:
 //
@@ -11,18 +12,25 @@
 //   ack <path>                a write whose Commit returned OK
 //   writes done <n>           all --writes committed
 //   stats applied=<n> received=<n> peers=<n> acked=<n> digest=<hex>
-//                             every --report-ms, from a thread of its own
-//                             (so a writer blocked on the store does not
-//                             delay it): batches applied and bytes received
-//                             by the node since this process started (a
-//                             snapshot at most ~50 ms old), connected
-//                             peers, commits acknowledged so far, and the
-//                             digest of --doc
+//         untrusted=<n> malformed=<n> invalid=<n> failed=<n> closed=<n>
+//                             (one line) every --report-ms, from a thread
+//                             of its own (so a writer blocked on the store
+//                             does not delay it): batches applied and bytes
+//                             received by the node since this process
+//                             started (a snapshot at most ~50 ms old),
+//                             connected peers, commits acknowledged so far,
+//                             the digest of --doc; the replica's batches
+//                             rejected for an untrusted author and as
+//                             malformed (current); the node's invalid
+//                             batches, failed sessions and closed
+//                             connections (the snapshot)
 //
 // Flags:
 //   --dir DIR                 replica directory (required)
 //   --listen HOST:PORT        accept peers (default: dial-only)
 //   --peer HOST:PORT          dial (repeatable)
+//   --trust HEX               trust this key before the node starts
+//                             (repeatable)
 //   --doc ID                  document written and reported (default "k9")
 //   --writes N                commits to make, one after the other (default 0)
 //   --puts-per-commit N       puts in each commit (default 1)
@@ -70,6 +78,7 @@ struct Flags {
   std::string dir;
   std::string listen;
   std::vector<std::string> peers;
+  std::vector<std::string> trust;
   std::string doc = "k9";
   uint64_t writes = 0;
   uint64_t puts_per_commit = 1;
@@ -95,6 +104,8 @@ bool ParseFlags(int argc, char** argv, Flags* f, std::string* error) {
       f->listen = value;
     } else if (name == "--peer") {
       f->peers.push_back(value);
+    } else if (name == "--trust") {
+      f->trust.push_back(value);
     } else if (name == "--doc") {
       f->doc = value;
     } else if (name == "--prefix") {
@@ -151,6 +162,12 @@ int Run(const Flags& f) {
     return 1;
   }
   Replica& replica = **opened;
+  for (const std::string& key : f.trust) {
+    if (absl::Status s = replica.Trust(key); !s.ok()) {
+      Say(absl::StrCat("error ", s.ToString()));
+      return 1;
+    }
+  }
   Say(absl::StrCat("key ", replica.public_key_hex()));
 
   NodeOptions o;
@@ -172,10 +189,14 @@ int Run(const Flags& f) {
   std::thread reporter([&] {
     while (true) {
       const NodeStats s = (*node)->stats();
+      const ReplicaStats r = replica.stats();
       absl::StatusOr<std::string> digest = doc.Digest();
       Say(absl::StrCat("stats applied=", s.batches_applied, " received=", s.bytes_received,
                        " peers=", s.peers_connected, " acked=", acked.load(),
-                       " digest=", digest.ok() ? *digest : "error"));
+                       " digest=", digest.ok() ? *digest : "error",
+                       " untrusted=", r.rejected_untrusted, " malformed=", r.rejected_malformed,
+                       " invalid=", s.batches_invalid, " failed=", s.sessions_failed,
+                       " closed=", s.connections_closed));
       std::this_thread::sleep_for(std::chrono::milliseconds(f.report_ms));
     }
   });

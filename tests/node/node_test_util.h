@@ -90,12 +90,14 @@ inline uint64_t EnvU64(const char* name, uint64_t fallback) {
   return v != nullptr && absl::SimpleAtoi(v, &out) ? out : fallback;
 }
 
-// VmRSS of this process, in bytes (0 if unreadable).
-inline uint64_t RssBytes() {
-  std::ifstream in("/proc/self/status");
+// A size field of /proc/<pid>/status ("VmRSS", "VmHWM"), in bytes (0 if
+// unreadable). `pid` "self" is this process.
+inline uint64_t StatusBytesOf(const std::string& pid, const std::string& field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
+  const std::string prefix = field + ":";
   while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
+    if (line.rfind(prefix, 0) == 0) {
       uint64_t kb = 0;
       std::vector<std::string> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
       if (parts.size() >= 2 && absl::SimpleAtoi(parts[1], &kb)) return kb * 1024;
@@ -103,6 +105,9 @@ inline uint64_t RssBytes() {
   }
   return 0;
 }
+
+// VmRSS of this process, in bytes (0 if unreadable).
+inline uint64_t RssBytes() { return StatusBytesOf("self", "VmRSS"); }
 
 // Bytes process `pid` has read with read() and similar calls ("rchar" of
 // /proc/<pid>/io; 0 if unreadable). For a node process that is, give or take
