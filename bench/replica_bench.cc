@@ -15,6 +15,7 @@
 #include <lmdb.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -189,6 +190,74 @@ void BM_ApplyRemoteBatch(benchmark::State& state) {
   state.SetLabel(options.durability == Durability::kDurable ? "kDurable, batches/s" : "kFast, batches/s");
 }
 BENCHMARK(BM_ApplyRemoteBatch)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// Seals one batch of `author` putting `rows` distinct keys under `prefix`,
+// its seqs from `*next_dot` on (advanced past them).
+std::string SealRows(const transport::SigningKey& author, crdt::MemoryStore* state,
+                     uint64_t* next_dot, size_t rows, const std::string& prefix) {
+  crdt::TransactionBuilder t(state, author.public_key(), *next_dot,
+                             crdt::HlcFromMillis(1'600'000'000'000) + *next_dot);
+  for (size_t i = 0; i < rows; ++i) {
+    (void)t.Put(crdt::Path::Parse(absl::StrCat(prefix, i)).value(),
+                crdt::Tree::Scalar(crdt::Value::Int(static_cast<int64_t>(i))));
+  }
+  crdt::Delta delta = t.Finish().value();
+  transport::BatchHeader h;
+  h.document = "bench";
+  h.author = author.public_key();
+  h.seq_first = *next_dot;
+  h.seq_last = *next_dot + t.dots_used() - 1;
+  h.hlc = crdt::HlcFromMillis(1'600'000'000'000) + *next_dot;
+  *next_dot += t.dots_used();
+  return transport::SealBatch(h, crdt::EncodeCompact(delta), author).value();
+}
+
+// Rule 0's rebuild: a document of N rows by one author, in batches of
+// 10,000, then that author's equivocation (two batches for its next seq):
+// the apply that completes the proof quarantines the author from that seq
+// and rebuilds the document from its log (clear, join every batch). Time is
+// that apply alone; items are the rows rebuilt.
+void BM_RebuildAfterProof(benchmark::State& state) {
+  const size_t rows = static_cast<size_t>(state.range(0));
+  constexpr size_t kRowsPerBatch = 10000;
+  // Outside the loop: the previous replica is removed while timing pauses.
+  std::unique_ptr<Replica> r;
+  std::unique_ptr<BenchDir> dir;
+  for (auto _ : state) {
+    state.PauseTiming();
+    r.reset();
+    dir = std::make_unique<BenchDir>();
+    ReplicaOptions options;
+    options.durability = Durability::kFast;
+    r = OpenOrAbort(dir->path() + "/r", options);
+    const transport::SigningKey author = transport::SigningKey::Generate().value();
+    if (!r->Trust(author.public_key().Hex()).ok()) std::abort();
+    crdt::MemoryStore authored;
+    uint64_t next_dot = 1;
+    for (size_t done = 0; done < rows; done += kRowsPerBatch) {
+      const std::string b = SealRows(author, &authored, &next_dot,
+                                     std::min(kRowsPerBatch, rows - done), absl::StrCat("/r", done, "_"));
+      if (r->ApplyBatches({b}).applied != 1) std::abort();
+    }
+    const uint64_t fork = next_dot;
+    crdt::MemoryStore left_state = authored;
+    const std::string left = SealRows(author, &left_state, &next_dot, 1, "/fork_left");
+    next_dot = fork;
+    const std::string right = SealRows(author, &authored, &next_dot, 1, "/fork_right");
+    if (r->ApplyBatches({left}).applied != 1) std::abort();
+    state.ResumeTiming();
+    ApplyReport rep = r->ApplyBatches({right});
+    state.PauseTiming();
+    if (rep.equivocations != 1) {
+      state.SkipWithError("the second batch did not complete a proof");
+      break;
+    }
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * state.range(0));
+  state.SetLabel("rows rebuilt/s");
+}
+BENCHMARK(BM_RebuildAfterProof)->Arg(10000)->Arg(100000)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Bytes of the signed batch one counter increment on one key makes.
 void BM_BatchBytesOneKeyCounter(benchmark::State& state) {

@@ -314,6 +314,7 @@ TEST(SessionTest, AHelloRefusingTooManyOrMalformedKeysFailsTheSession) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(), "sync protocol violation: refused authors are not whole 32-byte keys");
   EXPECT_EQ(*p.b->document("d").Digest(), before);
+}
 
 // A session message pushing `batch`.
 std::string PushMessage(const std::string& batch) {
