@@ -46,7 +46,8 @@ absl::Status ReplicaCore::Quarantine(StoreTxn& txn, DocumentRecord& doc, Documen
   }
   absl::StatusOr<std::optional<EquivocationProof>> held = txn.GetEquivocationProof(doc.num, author);
   if (!held.ok()) return held.status();
-  if (held->has_value() && (*held)->seq <= proof.seq) return absl::OkStatus();
+  // A proof as low is held already: only the caller's join is undone.
+  if (held->has_value() && (*held)->seq <= proof.seq) return Rebuild(txn, doc, state, author, changes);
   const uint64_t seq = proof.seq;
   if (absl::Status s = txn.PutEquivocationProof(doc.num, author, proof); !s.ok()) return s;
   std::vector<std::string> doomed;
@@ -80,38 +81,26 @@ absl::Status ReplicaCore::Quarantine(StoreTxn& txn, DocumentRecord& doc, Documen
 
 absl::Status ReplicaCore::Rebuild(StoreTxn& txn, DocumentRecord& doc, DocumentState& state,
                                   const crdt::AuthorKey& cause, std::vector<Change>* changes) {
-  std::vector<crdt::AuthorKey> authors;
-  absl::Status s = txn.ForEachCoverage(doc.num, [&](const crdt::AuthorKey& a, const crdt::RangeSet&) {
-    authors.push_back(a);
-    return true;
-  });
-  if (!s.ok()) return s;
-  // Copies: joining writes, which invalidates views into the map.
-  std::vector<std::string> batches;
-  for (const crdt::AuthorKey& a : authors) {
-    s = txn.ForEachLog(doc.num, a, 1, crdt::kDotMax, [&](const LogEntry& e) {
-      batches.emplace_back(e.bytes);
-      return true;
-    });
-    if (!s.ok()) return s;
-  }
+  absl::StatusOr<std::vector<std::string>> batches = LoggedBatches(txn, doc.num);
+  if (!batches.ok()) return batches.status();
+  absl::Status s;
   if (s = state.Clear(); !s.ok()) return s;
   std::function<absl::StatusOr<bool>(const crdt::AuthorKey&)> accepted;
   std::function<absl::StatusOr<crdt::RangeSet>(const crdt::AuthorKey&)> covered;
   const ClaimOracle oracle = Oracle(txn, doc.num, nullptr, &accepted, &covered);
-  for (const std::string& bytes : batches) {
-    absl::StatusOr<transport::OpenedBatch> opened = transport::OpenStoredBatch(bytes);
-    if (!opened.ok()) return absl::DataLossError(absl::StrCat("stored batch: ", opened.status().message()));
-    absl::StatusOr<crdt::Delta> delta = transport::DecodeBatchDelta(*opened);
-    if (!delta.ok()) return absl::DataLossError(absl::StrCat("stored batch: ", delta.status().message()));
+  for (const std::string& bytes : *batches) {
+    absl::StatusOr<DecodedBatch> stored = DecodeStored(bytes);
+    if (!stored.ok()) return stored.status();
     absl::StatusOr<std::vector<crdt::AuthorKey>> drop =
-        ClaimsNotActing(delta->context, opened->header.author, oracle);
+        ClaimsNotActing(stored->delta.context, stored->batch.header.author, oracle);
     if (!drop.ok()) return drop.status();
     for (const crdt::AuthorKey& a : *drop) {
       if (s = txn.PutInertClaim(a, doc.num); !s.ok()) return s;
     }
-    DropClaims(&delta->context, *drop);
-    if (absl::StatusOr<crdt::JoinResult> j = crdt::Join(&state, *delta); !j.ok()) return j.status();
+    DropClaims(&stored->delta.context, *drop);
+    if (absl::StatusOr<crdt::JoinResult> j = crdt::Join(&state, stored->delta); !j.ok()) {
+      return j.status();
+    }
   }
   Change c;
   c.document = doc.id;

@@ -366,12 +366,10 @@ absl::StatusOr<std::string> ReplicaCore::SealCompacted(DocumentState& state,
   uint64_t hlc = 0;
   for (const LogEntry& e : sources) {
     // Our own log: verified (or authored) before it was stored.
-    absl::StatusOr<transport::OpenedBatch> opened = transport::OpenStoredBatch(e.bytes);
-    if (!opened.ok()) return absl::DataLossError(absl::StrCat("stored batch: ", opened.status().message()));
-    absl::StatusOr<crdt::Delta> d = transport::DecodeBatchDelta(*opened);
-    if (!d.ok()) return absl::DataLossError(absl::StrCat("stored batch: ", d.status().message()));
-    hlc = std::max(hlc, opened->header.hlc);
-    deltas.push_back(*std::move(d));
+    absl::StatusOr<DecodedBatch> d = DecodeStored(e.bytes);
+    if (!d.ok()) return d.status();
+    hlc = std::max(hlc, d->batch.header.hlc);
+    deltas.push_back(std::move(d->delta));
   }
   std::vector<const crdt::Delta*> ptrs;
   for (const crdt::Delta& d : deltas) ptrs.push_back(&d);
@@ -672,36 +670,50 @@ absl::Status ReplicaCore::JoinAndLog(StoreTxn& txn, DocumentRecord& doc, Documen
   return absl::OkStatus();
 }
 
-absl::Status ReplicaCore::RejoinLogs(StoreTxn& txn, DocumentRecord& doc, DocumentState& state,
-                                     const crdt::AuthorKey& claimed, uint64_t* changes) {
-  // Copies: joining writes, which invalidates views into the map.
-  std::vector<std::string> batches;
+absl::StatusOr<ReplicaCore::DecodedBatch> ReplicaCore::DecodeStored(absl::string_view bytes) {
+  absl::StatusOr<transport::OpenedBatch> opened = transport::OpenStoredBatch(bytes);
+  if (!opened.ok()) return absl::DataLossError(absl::StrCat("stored batch: ", opened.status().message()));
+  absl::StatusOr<crdt::Delta> delta = transport::DecodeBatchDelta(*opened);
+  if (!delta.ok()) return absl::DataLossError(absl::StrCat("stored batch: ", delta.status().message()));
+  return DecodedBatch{*std::move(opened), *std::move(delta), ""};
+}
+
+absl::StatusOr<std::vector<std::string>> ReplicaCore::LoggedBatches(StoreTxn& txn, uint32_t doc) {
   std::vector<crdt::AuthorKey> authors;
-  absl::Status s = txn.ForEachCoverage(doc.num, [&](const crdt::AuthorKey& a, const crdt::RangeSet&) {
+  absl::Status s = txn.ForEachCoverage(doc, [&](const crdt::AuthorKey& a, const crdt::RangeSet&) {
     authors.push_back(a);
     return true;
   });
   if (!s.ok()) return s;
+  // Copies: joining writes, which invalidates views into the map.
+  std::vector<std::string> batches;
   for (const crdt::AuthorKey& a : authors) {
-    s = txn.ForEachLog(doc.num, a, 1, crdt::kDotMax, [&](const LogEntry& e) {
+    s = txn.ForEachLog(doc, a, 1, crdt::kDotMax, [&](const LogEntry& e) {
       batches.emplace_back(e.bytes);
       return true;
     });
     if (!s.ok()) return s;
   }
+  return batches;
+}
+
+absl::Status ReplicaCore::RejoinLogs(StoreTxn& txn, DocumentRecord& doc, DocumentState& state,
+                                     const crdt::AuthorKey& claimed, uint64_t* changes) {
+  absl::StatusOr<std::vector<std::string>> batches = LoggedBatches(txn, doc.num);
+  if (!batches.ok()) return batches.status();
   std::function<absl::StatusOr<bool>(const crdt::AuthorKey&)> accepted;
   std::function<absl::StatusOr<crdt::RangeSet>(const crdt::AuthorKey&)> covered;
   const ClaimOracle oracle = Oracle(txn, doc.num, nullptr, &accepted, &covered);
   bool still_inert = false;
-  for (const std::string& bytes : batches) {
-    absl::StatusOr<transport::OpenedBatch> opened = transport::OpenStoredBatch(bytes);
-    if (!opened.ok()) return absl::DataLossError(absl::StrCat("stored batch: ", opened.status().message()));
-    absl::StatusOr<crdt::Delta> delta = transport::DecodeBatchDelta(*opened);
-    if (!delta.ok()) return absl::DataLossError(absl::StrCat("stored batch: ", delta.status().message()));
-    if (delta->context.Of(claimed).empty()) continue;
-    absl::StatusOr<ClaimVerdict> verdict = JudgeClaims(delta->context, opened->header.author,
-                                                       opened->header.seq_first,
-                                                       opened->header.seq_last, oracle);
+  for (const std::string& bytes : *batches) {
+    absl::StatusOr<DecodedBatch> stored = DecodeStored(bytes);
+    if (!stored.ok()) return stored.status();
+    const transport::OpenedBatch& opened = stored->batch;
+    crdt::Delta& delta = stored->delta;
+    if (delta.context.Of(claimed).empty()) continue;
+    absl::StatusOr<ClaimVerdict> verdict = JudgeClaims(delta.context, opened.header.author,
+                                                       opened.header.seq_first,
+                                                       opened.header.seq_last, oracle);
     std::vector<crdt::AuthorKey> drop;
     if (verdict.ok()) {
       drop = verdict->inert;
@@ -712,12 +724,12 @@ absl::Status ReplicaCore::RejoinLogs(StoreTxn& txn, DocumentRecord& doc, Documen
       return verdict.status();
     }
     if (std::find(drop.begin(), drop.end(), claimed) != drop.end()) still_inert = true;
-    DropClaims(&delta->context, drop);
-    absl::StatusOr<crdt::JoinResult> j = crdt::Join(&state, *delta);
+    DropClaims(&delta.context, drop);
+    absl::StatusOr<crdt::JoinResult> j = crdt::Join(&state, delta);
     if (!j.ok()) return j.status();
     if (j->state_changed()) {
-      Change c = MakeChange(doc.id, *j, /*remote=*/true, opened->header.author);
-      if (absl::Status as = txn.AppendChange(ToRecord(c, opened->header.author)); !as.ok()) return as;
+      Change c = MakeChange(doc.id, *j, /*remote=*/true, opened.header.author);
+      if (absl::Status as = txn.AppendChange(ToRecord(c, opened.header.author)); !as.ok()) return as;
       ++*changes;
     }
   }

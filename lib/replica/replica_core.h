@@ -194,6 +194,11 @@ class ReplicaCore {
     crdt::Delta delta;
     std::string waiting_key;
   };
+  // Opens and decodes a batch this replica stored (verified before it was
+  // stored); kDataLoss if it no longer does. `waiting_key` stays empty.
+  static absl::StatusOr<DecodedBatch> DecodeStored(absl::string_view bytes);
+  // Copies of every logged batch of document `doc`, all authors.
+  static absl::StatusOr<std::vector<std::string>> LoggedBatches(StoreTxn& txn, uint32_t doc);
   struct ReleaseOutcome {
     std::vector<std::string> released_keys;
     uint64_t equivocations = 0;
