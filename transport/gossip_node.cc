@@ -81,7 +81,7 @@ class GossipNode::ConnectionStore : public SyncStore {
   absl::StatusOr<std::string> DocumentHash(absl::string_view document) override {
     return store().DocumentHash(document);
   }
-  absl::Status PlanBatches(absl::string_view document, const Coverage& peer, bool proofs,
+  absl::Status PlanBatches(absl::string_view document, const Holdings& peer, bool proofs,
                            std::vector<BatchRef>* out) override {
     return store().PlanBatches(document, peer, proofs, out);
   }

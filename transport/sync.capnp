@@ -1,7 +1,7 @@
 # Messages of the sync session (docs/sync-protocol.md). A session runs in
 # rounds; each side sends, per round:
 #
-#   flight 1: hello, documents*, endOfFlight(1)
+#   flight 1: hello, documents* (none when both summaries match), endOfFlight(1)
 #   flight 2: (batches | chunk)*, endOfFlight(2)      -- only if flight 1 showed a difference
 #   flight 3: hashes*, endOfFlight(3)                 -- only if flight 1 showed a difference
 #
@@ -23,10 +23,11 @@ struct SyncMessage {
       # sender's author table, numbered from 0 in order of introduction for
       # the whole session), varint entries, then per entry: varint id length,
       # id bytes, 16-byte state hash, varint authors, per author: varint
-      # author number, RangeSet (varint count, then per range varint gap from
-      # the previous range's end minus one and varint length minus one). One
-      # document may span several entries (its vector split); the receiver
-      # unites them.
+      # author number, 8-byte content tag, varint batches, per batch (in
+      # order of first seq) varint first minus the previous batch's first
+      # (0 before the first batch of the entry) and varint last minus first.
+      # One document, and one author's batches, may span several entries;
+      # the receiver unites them.
     batches @3 :List(Data);    # complete signed batches (batch.capnp SignedBatch)
     chunk @4 :BatchChunk;      # one piece of a batch too large for a message
     hashes @5 :Data;
@@ -39,7 +40,7 @@ struct SyncMessage {
 }
 
 struct Hello {
-  protocolVersion @0 :UInt16;  # 1
+  protocolVersion @0 :UInt16;  # the newest version the sender speaks: 2
   maxMessageBytes @1 :UInt32;  # the largest message the sender accepts
   interest @2 :List(Text);     # document-id prefixes; "" is every document
   partials @3 :List(PartialHeld);
@@ -47,6 +48,11 @@ struct Hello {
     # 32-byte keys, concatenated, at most 256 (kRefusedAuthorsMax): authors
     # whose batches the sender refuses (it does not trust them), most
     # recently refused first; the receiver sends none of their batches.
+  oldestVersion @5 :UInt16;    # the oldest version the sender speaks (0: = protocolVersion)
+  summary @6 :Data;
+    # 16 bytes: BLAKE2b-128 of the sender's flight-1 listing in canonical
+    # form (docs/sync-protocol.md); equal summaries and equal interests skip
+    # the listing.
 }
 
 struct PartialHeld {

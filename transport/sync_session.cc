@@ -1,5 +1,7 @@
 #include "transport/sync_session.h"
 
+#include <sodium.h>
+
 #include <algorithm>
 
 #include "absl/strings/match.h"
@@ -20,6 +22,9 @@ namespace {
 constexpr size_t kMessageSlack = 64;
 // Bytes a chunk message spends besides its data.
 constexpr size_t kChunkSlack = 128;
+// A hello's bytes besides its interest prefixes, partials and refused
+// authors (the summary included).
+constexpr size_t kHelloFixedBytes = 120;
 
 size_t RoundUp8(size_t n) { return (n + 7) & ~size_t{7}; }
 
@@ -54,7 +59,7 @@ absl::Status ValidateSessionOptions(const SessionOptions& options) {
     interest_bytes += RoundUp8(p.size() + 1) + 8;
   }
   // The hello must fit the smallest message every peer accepts.
-  if (interest_bytes + 96 > kSyncMessageBytesMin) {
+  if (interest_bytes + kHelloFixedBytes > kSyncMessageBytesMin) {
     return absl::InvalidArgumentError(
         "interest prefixes are too long to fit the first message (512 bytes)");
   }
@@ -111,6 +116,9 @@ void SyncSession::StartRound() {
   snapshot_taken_ = false;
   my_documents_.clear();
   my_documents_next_ = 0;
+  sending_.reset();
+  my_summary_.clear();
+  listing_skipped_ = false;
   compared_ = false;
   differing_.clear();
   differing_next_ = 0;
@@ -123,8 +131,10 @@ void SyncSession::StartRound() {
   peer_interest_.clear();
   peer_partials_.clear();
   peer_refused_.clear();
+  peer_summary_.clear();
   peer_documents_.clear();
   peer_documents_bytes_ = 0;
+  peer_batch_ranges_ = 0;
   peer_flight1_done_ = peer_flight2_done_ = peer_flight3_done_ = false;
   peer_flight_messages_ = 0;
   peer_batches_in_flight_ = 0;
@@ -218,6 +228,9 @@ absl::StatusOr<std::string> SyncSession::PushMessage() {
 absl::StatusOr<std::optional<std::string>> SyncSession::NextInRound() {
   switch (out_) {
     case Out::kHello: {
+      if (!snapshot_taken_) {
+        if (absl::Status s = TakeSnapshot(); !s.ok()) return s;
+      }
       absl::StatusOr<std::string> m = HelloMessage();
       if (!m.ok()) return m.status();
       out_ = Out::kDocuments;
@@ -225,18 +238,13 @@ absl::StatusOr<std::optional<std::string>> SyncSession::NextInRound() {
       return std::optional<std::string>(*std::move(m));
     }
     case Out::kDocuments: {
-      if (!snapshot_taken_) {
-        snapshot_taken_ = true;
-        // Changes after this point start another round (auto_rounds).
-        absl::StatusOr<uint64_t> seq = store_->ChangeSeq();
-        if (!seq.ok()) return seq.status();
-        change_seq_at_snapshot_ = *seq;
-        changes_applied_since_snapshot_ = 0;
-        absl::Status s = store_->ListDocuments(options_.interest, [&](const DocumentSummary& d) {
-          my_documents_.push_back(d);
-          return true;
-        });
-        if (!s.ok()) return s;
+      // The listing waits for the peer's hello: equal interests and
+      // summaries mean both sides hold the same, and neither lists.
+      if (!peer_hello_) return std::optional<std::string>();
+      if (my_documents_next_ == 0 && peer_interest_ == options_.interest &&
+          peer_summary_ == my_summary_) {
+        listing_skipped_ = true;
+        my_documents_next_ = my_documents_.size();
       }
       if (my_documents_next_ >= my_documents_.size()) {
         out_ = Out::kEndFlight1;
@@ -301,15 +309,56 @@ absl::StatusOr<std::optional<std::string>> SyncSession::NextInRound() {
   return std::optional<std::string>();
 }
 
+absl::Status SyncSession::TakeSnapshot() {
+  snapshot_taken_ = true;
+  // Changes after this point start another round (auto_rounds).
+  absl::StatusOr<uint64_t> seq = store_->ChangeSeq();
+  if (!seq.ok()) return seq.status();
+  change_seq_at_snapshot_ = *seq;
+  changes_applied_since_snapshot_ = 0;
+  crypto_generichash_state state;
+  crypto_generichash_init(&state, nullptr, 0, kSummaryBytes);
+  auto absorb = [&state](absl::string_view bytes) {
+    crypto_generichash_update(&state, reinterpret_cast<const unsigned char*>(bytes.data()),
+                              bytes.size());
+  };
+  absl::Status s = store_->ListDocuments(options_.interest, [&](const DocumentSummary& d) {
+    // The canonical form of the listing: full keys, not session numbers.
+    std::string entry;
+    crdt::AppendLengthPrefixed(&entry, d.id);
+    entry += d.hash;
+    crdt::AppendVarint(&entry, d.holdings.size());
+    for (const auto& [author, batches] : d.holdings) {
+      entry.append(author.view().data(), author.view().size());
+      crdt::AppendVarint(&entry, batches.tag);
+      crdt::AppendVarint(&entry, batches.ranges.size());
+      for (const crdt::Range& r : batches.ranges) {
+        crdt::AppendVarint(&entry, r.first);
+        crdt::AppendVarint(&entry, r.last);
+      }
+    }
+    absorb(entry);
+    my_documents_.push_back(d);
+    return true;
+  });
+  if (!s.ok()) return s;
+  my_summary_.resize(kSummaryBytes);
+  crypto_generichash_final(&state, reinterpret_cast<unsigned char*>(my_summary_.data()),
+                           my_summary_.size());
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> SyncSession::HelloMessage() {
   capnp::MallocMessageBuilder message(MessageWords());
   auto m = message.initRoot<schema::SyncMessage>();
   m.setRound(round_);
   auto hello = m.initHello();
   hello.setProtocolVersion(kSyncProtocolVersion);
+  hello.setOldestVersion(kSyncProtocolVersionOldest);
+  hello.setSummary(AsCapnpData(my_summary_));
   hello.setMaxMessageBytes(static_cast<uint32_t>(options_.max_message_bytes));
   auto interest = hello.initInterest(static_cast<unsigned>(options_.interest.size()));
-  size_t size = 96;
+  size_t size = kHelloFixedBytes;
   for (size_t i = 0; i < options_.interest.size(); ++i) {
     const std::string& p = options_.interest[i];
     interest.set(static_cast<unsigned>(i), capnp::Text::Reader(p.data(), p.size()));
@@ -358,10 +407,13 @@ absl::StatusOr<std::string> SyncSession::DocumentsMessage() {
     ++new_author_count;
     return n;
   };
-  // Encodes as much of the next document as fits; a document whose vector
-  // does not fit continues in the next message.
+  // Encodes as much of the next document as fits; a document whose
+  // batches do not fit continues in the next message.
   while (my_documents_next_ < my_documents_.size()) {
-    DocumentSummary& d = my_documents_[my_documents_next_];
+    // A working copy: its holdings are consumed as they are sent, while the
+    // snapshot stays whole for Compare().
+    if (!sending_.has_value()) sending_ = my_documents_[my_documents_next_];
+    DocumentSummary& d = *sending_;
     std::string head;
     crdt::AppendLengthPrefixed(&head, d.id);
     head += d.hash;
@@ -369,55 +421,60 @@ absl::StatusOr<std::string> SyncSession::DocumentsMessage() {
     if (new_authors.size() + entries.size() + fixed > budget) break;
     std::string body;
     uint64_t authors = 0;
-    std::string authors_added;
-    auto it = d.coverage.begin();
-    while (it != d.coverage.end()) {
+    auto it = d.holdings.begin();
+    while (it != d.holdings.end()) {
       const bool known = out_authors_.contains(it->first);
-      std::string item;
       const size_t saved_new = new_authors.size();
       const uint64_t saved_count = new_author_count;
+      std::string item;
       crdt::AppendVarint(&item, author_number(it->first));
-      std::string ranges;
-      it->second.AppendEncoded(&ranges);
+      for (int shift = 56; shift >= 0; shift -= 8) {
+        item.push_back(static_cast<char>((it->second.tag >> shift) & 0xff));
+      }
       // Computed after author_number(): a newly introduced author's key
       // already counts against the budget.
       const size_t used = fixed + new_authors.size() + entries.size() + body.size();
       const size_t room = used >= budget ? 0 : budget - used;
-      if (item.size() + ranges.size() <= room) {
-        body += item + ranges;
-        ++authors;
-        it = d.coverage.erase(it);
-        continue;
+      std::vector<crdt::Range>& ranges = it->second.ranges;
+      std::string encoded;
+      size_t taken = 0;
+      uint64_t previous_first = 0;
+      while (taken < ranges.size()) {
+        std::string one;
+        crdt::AppendVarint(&one, ranges[taken].first - previous_first);
+        crdt::AppendVarint(&one, ranges[taken].last - ranges[taken].first);
+        if (item.size() + 10 + encoded.size() + one.size() > room) break;
+        encoded += one;
+        previous_first = ranges[taken].first;
+        ++taken;
       }
-      // Split this author's ranges: send a prefix of them now.
-      crdt::RangeSet part;
-      for (const crdt::Range& r : it->second.ranges()) {
-        crdt::RangeSet trial = part;
-        trial.Insert(r.first, r.last);
-        std::string enc;
-        trial.AppendEncoded(&enc);
-        if (item.size() + enc.size() > room) break;
-        part = std::move(trial);
+      if (taken == 0 && !ranges.empty()) {
+        if (!known) {
+          // Undo the author introduction that did not make it in.
+          new_authors.resize(saved_new);
+          new_author_count = saved_count;
+          out_authors_.erase(it->first);
+        }
+        break;
       }
-      if (!part.empty()) {
-        part.AppendEncoded(&ranges.assign(""));
-        body += item + ranges;
-        ++authors;
-        it->second = it->second.Minus(part);
-      } else if (!known) {
-        // Undo the author introduction that did not make it in.
-        new_authors.resize(saved_new);
-        new_author_count = saved_count;
-        out_authors_.erase(it->first);
+      body += item;
+      crdt::AppendVarint(&body, taken);
+      body += encoded;
+      ++authors;
+      if (taken < ranges.size()) {
+        // The rest of this author's batches go in the next message.
+        ranges.erase(ranges.begin(), ranges.begin() + static_cast<ptrdiff_t>(taken));
+        break;
       }
-      break;
+      it = d.holdings.erase(it);
     }
-    if (authors == 0 && !d.coverage.empty() && entry_count > 0) break;
+    if (authors == 0 && !d.holdings.empty() && entry_count > 0) break;
     entries += head;
     crdt::AppendVarint(&entries, authors);
     entries += body;
     ++entry_count;
-    if (d.coverage.empty()) {
+    if (d.holdings.empty()) {
+      sending_.reset();
       ++my_documents_next_;
     } else {
       break;  // the rest of this document goes in the next message
@@ -547,26 +604,33 @@ absl::Status SyncSession::Compare() {
   absl::flat_hash_map<std::string, const DocumentSummary*> mine;
   for (const DocumentSummary& d : my_documents_) mine[d.id] = &d;
   for (const std::string& id : ids) {
-    if (!SharedDocument(id)) continue;
+    if (listing_skipped_ || !SharedDocument(id)) continue;
     auto m = mine.find(id);
     auto p = peer_documents_.find(id);
-    if (m != mine.end() && p != peer_documents_.end() && m->second->hash == p->second.hash) continue;
+    // Equal state and equal stored batches: nothing to exchange. Equal
+    // state over different batches still differs, so that a compaction
+    // reaches the side holding its fragments.
+    if (m != mine.end() && p != peer_documents_.end() && m->second->hash == p->second.hash &&
+        m->second->holdings == p->second.holdings) {
+      continue;
+    }
     differing_.push_back(id);
   }
   if (differing_.empty()) {
     synced_ = true;
+    if (listing_skipped_) ++stats_.rounds_idle;
     out_ = Out::kDone;
     MaybeFinishRound();
     return absl::OkStatus();
   }
   for (const std::string& id : differing_) {
     if (mine.find(id) == mine.end()) continue;  // nothing of it to send
-    static const Coverage kNothing;
+    static const Holdings kNothing;
     auto p = peer_documents_.find(id);
     // Equivocation proofs go once per session: one proof settles an
     // author's quarantine on a document for good.
     const bool proofs = proofs_sent_.insert(id).second;
-    if (absl::Status s = store_->PlanBatches(id, p == peer_documents_.end() ? kNothing : p->second.coverage,
+    if (absl::Status s = store_->PlanBatches(id, p == peer_documents_.end() ? kNothing : p->second.holdings,
                                              proofs, &plan_);
         !s.ok()) {
       return s;
@@ -647,6 +711,8 @@ absl::Status SyncSession::Receive(absl::string_view bytes) {
         kind = Kind::kHello;
         auto h = m.getHello();
         hello.version = h.getProtocolVersion();
+        hello.oldest_version = h.getOldestVersion();
+        hello.summary = std::string(AsView(h.getSummary()));
         hello.max_message_bytes = h.getMaxMessageBytes();
         if (h.getInterest().size() > kInterestPrefixesMax) return Violation("too many interest prefixes");
         for (auto p : h.getInterest()) hello.interest.emplace_back(p.cStr(), p.size());
@@ -764,10 +830,21 @@ absl::Status SyncSession::Receive(absl::string_view bytes) {
 
 absl::Status SyncSession::OnHello(PeerHello hello) {
   if (peer_hello_) return Violation("a second hello in one round");
-  if (hello.version != kSyncProtocolVersion) {
-    return absl::FailedPreconditionError(absl::StrCat("peer speaks sync protocol version ",
-                                                      hello.version, ", this build speaks ",
-                                                      kSyncProtocolVersion));
+  // A peer that predates the range sends no oldest version: it speaks one.
+  const uint16_t oldest = hello.oldest_version == 0 ? hello.version : hello.oldest_version;
+  if (oldest > kSyncProtocolVersion || hello.version < kSyncProtocolVersionOldest) {
+    const std::string theirs = oldest == hello.version
+                                   ? absl::StrCat("version ", hello.version)
+                                   : absl::StrCat("versions ", oldest, " to ", hello.version);
+    const std::string ours =
+        kSyncProtocolVersionOldest == kSyncProtocolVersion
+            ? absl::StrCat("version ", kSyncProtocolVersion)
+            : absl::StrCat("versions ", kSyncProtocolVersionOldest, " to ", kSyncProtocolVersion);
+    return absl::FailedPreconditionError(
+        absl::StrCat("peer speaks sync protocol ", theirs, ", this build speaks ", ours));
+  }
+  if (!hello.summary.empty() && hello.summary.size() != kSummaryBytes) {
+    return Violation("a summary that is not 16 bytes");
   }
   if (hello.max_message_bytes < kSyncMessageBytesMin) {
     return Violation("peer's message limit is below 512 bytes");
@@ -784,12 +861,14 @@ absl::Status SyncSession::OnHello(PeerHello hello) {
   peer_interest_ = std::move(hello.interest);
   peer_partials_ = std::move(hello.partials);
   peer_refused_ = std::move(hello.refused);
+  peer_summary_ = std::move(hello.summary);
   ++peer_flight_messages_;
   return absl::OkStatus();
 }
 
 absl::Status SyncSession::OnDocuments(absl::string_view payload) {
   if (!peer_hello_ || peer_flight1_done_) return Violation("documents outside flight 1");
+  if (listing_skipped_) return Violation("documents after equal summaries");
   ++peer_flight_messages_;
   // Decoded entries cost more memory than their encoding; charge about
   // what they take (a document, an author entry, a range) against the
@@ -842,11 +921,45 @@ absl::Status SyncSession::OnDocuments(absl::string_view payload) {
       absl::StatusOr<uint64_t> number = in.Varint("author number");
       if (!number.ok()) return number.status();
       if (*number >= in_authors_.size()) return Violation("unknown author number");
-      absl::StatusOr<crdt::RangeSet> seqs = crdt::RangeSet::Decode(&in, crdt::kContextRangesMax);
-      if (!seqs.ok()) return seqs.status();
-      if (seqs->Max() > crdt::kDotMax) return Violation("seq out of range");
-      if (absl::Status s = charge(96 + 16 * seqs->ranges().size()); !s.ok()) return s;
-      it->second.coverage[in_authors_[static_cast<size_t>(*number)]].InsertAll(*seqs);
+      absl::StatusOr<absl::string_view> tag_bytes = in.Bytes(8, "content tag");
+      if (!tag_bytes.ok()) return tag_bytes.status();
+      uint64_t tag = 0;
+      for (char c : *tag_bytes) tag = (tag << 8) | static_cast<unsigned char>(c);
+      absl::StatusOr<uint64_t> count = in.Varint("batch count");
+      if (!count.ok()) return count.status();
+      if (*count > in.remaining() / 2) return Violation("batch count exceeds the message");
+      peer_batch_ranges_ += *count;
+      if (peer_batch_ranges_ > kSessionBatchRangesMax) {
+        return absl::ResourceExhaustedError("peer listed too many batches");
+      }
+      if (absl::Status s = charge(96 + 16 * *count); !s.ok()) return s;
+      const crdt::AuthorKey& author = in_authors_[static_cast<size_t>(*number)];
+      auto [held, first_part] = it->second.holdings.try_emplace(author);
+      if (first_part) {
+        held->second.tag = tag;
+      } else if (held->second.tag != tag) {
+        return Violation("one author listed with two content tags");
+      }
+      std::vector<crdt::Range>& ranges = held->second.ranges;
+      uint64_t previous_first = 0;
+      for (uint64_t b = 0; b < *count; ++b) {
+        absl::StatusOr<uint64_t> step = in.Varint("batch first");
+        if (!step.ok()) return step.status();
+        absl::StatusOr<uint64_t> span = in.Varint("batch span");
+        if (!span.ok()) return span.status();
+        if (*step > crdt::kDotMax - previous_first ||
+            *span > crdt::kDotMax - (previous_first + *step)) {
+          return Violation("seq out of range");
+        }
+        const crdt::Range r{previous_first + *step, previous_first + *step + *span};
+        if (r.first == 0) return Violation("a batch starting at seq 0");
+        if (!ranges.empty() && (r.first < ranges.back().first ||
+                                (r.first == ranges.back().first && r.last <= ranges.back().last))) {
+          return Violation("batches out of order");
+        }
+        ranges.push_back(r);
+        previous_first = r.first;
+      }
     }
   }
   if (!in.empty()) return Violation("trailing bytes in a document list");

@@ -13,10 +13,12 @@
 //   }
 //   a.synced() && b.synced();
 //
-// A round is three flights per side (1.5 round trips): version vectors and
-// state hashes, then the batches the peer lacks, then the post-merge state
-// hashes; a side is in sync when the peer's hashes equal its own (or after
-// flight 1 already, when nothing differed). With auto_rounds, a session
+// A round is three flights per side: the hello (with a digest of what this
+// side holds) and, unless both digests agree, every document's state hash
+// and stored batch ranges; then the batches the peer lacks or that replace
+// some of its own; then the post-merge state hashes. A side is in sync when
+// the peer's hashes equal its own (or after flight 1 already, when nothing
+// differed). With auto_rounds, a session
 // whose round is done starts a new one when the replica changes.
 
 #ifndef EDGESYNC_TRANSPORT_SYNC_SESSION_H_
@@ -38,7 +40,10 @@
 
 namespace edgesync::transport {
 
-inline constexpr uint16_t kSyncProtocolVersion = 1;
+// The sync protocol version this build speaks, newest and oldest; a hello
+// names both so that later builds can pick a version both speak.
+inline constexpr uint16_t kSyncProtocolVersion = 2;
+inline constexpr uint16_t kSyncProtocolVersionOldest = 2;
 // Every side accepts messages of this size; messages sent before the peer's
 // hello arrives are no larger.
 inline constexpr size_t kSyncMessageBytesMin = 512;
@@ -49,6 +54,9 @@ inline constexpr size_t kSessionDocumentsMax = 1u << 20;
 inline constexpr size_t kSessionAuthorsMax = 1u << 20;
 inline constexpr size_t kInterestPrefixesMax = 64;
 inline constexpr size_t kPartialsAnnouncedMax = 8;
+// The most batch ranges a peer's listing of one round may name.
+inline constexpr size_t kSessionBatchRangesMax = size_t{1} << 22;
+inline constexpr size_t kSummaryBytes = 16;
 
 struct SessionOptions {
   // Document-id prefixes this side replicates; "" is every document.
@@ -82,6 +90,8 @@ struct SessionStats {
   uint64_t batches_invalid = 0;  // each fails the session (BatchOutcome::kInvalid)
   uint64_t pushes_sent = 0;
   uint64_t pushes_received = 0;
+  // Rounds that ended after the hellos: equal interests and summaries.
+  uint64_t rounds_idle = 0;
 };
 
 // OK, or kInvalidArgument saying which option is out of range (an empty
@@ -136,7 +146,7 @@ class SyncSession {
                    kWaitPeerFlight2, kHashes, kEndFlight3, kDone };
   struct PeerDocument {
     std::string hash;
-    Coverage coverage;
+    Holdings holdings;
   };
 
   SyncSession(SyncStore* store, SessionOptions options);
@@ -153,6 +163,7 @@ class SyncSession {
   // Outbound steps; each returns the message to send (or nullopt).
   absl::StatusOr<std::optional<std::string>> ProduceMessage();
   absl::StatusOr<std::optional<std::string>> NextInRound();
+  absl::Status TakeSnapshot();
   absl::StatusOr<std::string> HelloMessage();
   absl::StatusOr<std::string> DocumentsMessage();
   absl::StatusOr<std::string> EndFlightMessage(uint8_t flight);
@@ -170,6 +181,8 @@ class SyncSession {
     std::vector<std::string> interest;
     std::map<std::string, uint64_t> partials;
     absl::flat_hash_set<crdt::AuthorKey> refused;
+    uint16_t oldest_version = 0;
+    std::string summary;
   };
   absl::Status OnHello(PeerHello hello);
   absl::Status OnDocuments(absl::string_view payload);
@@ -201,6 +214,10 @@ class SyncSession {
   // This side's flight 1, taken when it starts being sent.
   bool snapshot_taken_ = false;
   std::vector<DocumentSummary> my_documents_;
+  std::optional<DocumentSummary> sending_;  // the document being listed
+  std::string my_summary_;
+  // Both hellos carried the same interest and summary: no listing.
+  bool listing_skipped_ = false;
   size_t my_documents_next_ = 0;
   // Compare() result.
   bool compared_ = false;
@@ -228,8 +245,10 @@ class SyncSession {
   std::vector<std::string> peer_interest_;
   std::map<std::string, uint64_t> peer_partials_;
   absl::flat_hash_set<crdt::AuthorKey> peer_refused_;
+  std::string peer_summary_;
   std::map<std::string, PeerDocument> peer_documents_;
   uint64_t peer_documents_bytes_ = 0;
+  uint64_t peer_batch_ranges_ = 0;
   bool peer_flight1_done_ = false;
   bool peer_flight2_done_ = false;
   bool peer_flight3_done_ = false;

@@ -28,21 +28,48 @@ inline constexpr size_t kRefusedAuthorsMax = 256;
 // Per author: the seqs of its batches a replica holds for one document.
 using Coverage = absl::btree_map<crdt::AuthorKey, crdt::RangeSet>;
 
+// One author's stored batches of one document: their seq ranges, ordered by
+// first then last seq, and a tag of their content (BatchContentTag over
+// them, in that order). Thread-compatible value type.
+struct AuthorBatches {
+  std::vector<crdt::Range> ranges;
+  uint64_t tag = 0;
+  friend bool operator==(const AuthorBatches&, const AuthorBatches&) = default;
+};
+// What a replica holds of one document, per author.
+using Holdings = absl::btree_map<crdt::AuthorKey, AuthorBatches>;
+
+// The seqs the batches of `holdings` cover, per author.
+Coverage CoverageOf(const Holdings& holdings);
+
+// Accumulates the content tag of one author's batches: the first 8 bytes
+// (big-endian) of BLAKE2b-64 over the last 8 bytes of each signed batch, in
+// order. Those bytes end the batch's ed25519 signature (the canonical
+// envelope puts it last), so equal tags mean equal batches. Thread-compatible.
+class BatchContentTag {
+ public:
+  BatchContentTag();
+  void Add(absl::string_view signed_batch);
+  uint64_t Finish();
+
+ private:
+  std::string tails_;
+};
+
 // Thread-compatible value type.
 struct DocumentSummary {
   std::string id;
   std::string hash;  // kDocumentHashBytes of the state digest
-  Coverage coverage;
+  Holdings holdings;
 };
 
-// A batch a session will send: a stored batch, or a fresh compaction of this
-// replica's own seqs [first, last]. Thread-compatible value type.
+// A batch a session will send: a stored batch or one half of an
+// equivocation proof. Thread-compatible value type.
 struct BatchRef {
   std::string document;
   crdt::AuthorKey author;
   uint64_t first = 0;
   uint64_t last = 0;
-  bool own_cut = false;
   std::string stored_key;  // the store's key of a stored batch
   // 1 or 2: the first or second batch of the author's equivocation proof
   // on the document (then `stored_key` is empty); 0 otherwise.
@@ -69,12 +96,15 @@ class SyncStore {
   // the empty state for an absent document.
   virtual absl::StatusOr<std::string> DocumentHash(absl::string_view document) = 0;
   // The batches that give a replica holding `peer` of `document` everything
-  // this replica holds of it: for this replica's own seqs the peer lacks,
-  // fresh compactions of at most a batch's size each; for other authors,
-  // the stored batches overlapping the seqs the peer lacks; with
+  // this replica holds of it: the stored batches overlapping the seqs the
+  // peer lacks, of every author, this replica included. Then, for every
+  // author whose batches differ from the peer's, the stored batches that
+  // would replace some of the peer's (a batch strictly containing one of
+  // the peer's where the peer holds none containing it; a batch of the
+  // same range as one of the peer's when the content tags differ). With
   // `equivocation_proofs`, also the two batches of each equivocation proof
   // held for the document (a session asks for them once per document).
-  virtual absl::Status PlanBatches(absl::string_view document, const Coverage& peer,
+  virtual absl::Status PlanBatches(absl::string_view document, const Holdings& peer,
                                    bool equivocation_proofs, std::vector<BatchRef>* out) = 0;
   // The signed bytes of a planned batch.
   virtual absl::StatusOr<std::string> FetchBatch(const BatchRef& ref) = 0;

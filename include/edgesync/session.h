@@ -55,6 +55,9 @@ struct SessionStats {
   uint64_t batches_rejected = 0;
   // Batches not sent because the peer's hello says it refuses their author.
   uint64_t batches_withheld = 0;
+  // Rounds that ended after the hellos: both sides held the same batches
+  // of the same documents (equal summaries), so neither listed them.
+  uint64_t rounds_idle = 0;
 };
 
 namespace internal {

@@ -635,7 +635,18 @@ absl::Status ReplicaCore::JoinAndLog(StoreTxn& txn, DocumentRecord& doc, Documen
   for (const LogEntry& e : inside) superseded.push_back(e.key);
   const bool state_news = out->joined.state_changed() || out->joined.context_changed;
   out->duplicate = covered && !state_news;
-  if (out->duplicate && (stored_already || superseded.empty())) return absl::OkStatus();
+  // Of two batches of one range (compactions of different times), the log
+  // keeps the smaller, the lower bytes breaking a tie: a log never
+  // regresses to an older compaction, and replicas that swap theirs in a
+  // session end holding the same one.
+  const bool keeps_stored = std::any_of(inside.begin(), inside.end(), [&](const LogEntry& e) {
+    return e.first == batch.header.seq_first && e.last == batch.header.seq_last &&
+           (e.bytes.size() != batch.bytes.size() ? e.bytes.size() < batch.bytes.size()
+                                                 : e.bytes <= absl::string_view(batch.bytes));
+  });
+  if (out->duplicate && (stored_already || superseded.empty() || keeps_stored)) {
+    return absl::OkStatus();
+  }
   out->written = true;
   // A received time raises this replica's clock at most to its own wall
   // clock plus the allowed skew: one device's clock glitch does not spread.

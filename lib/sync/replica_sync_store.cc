@@ -10,14 +10,54 @@ namespace edgesync::internal {
 
 namespace {
 
-// Source bytes of own batches behind one fresh compaction sent in a
-// session; a longer missing range becomes several batches. Sources are
-// compressed: this leaves room for a 16x ratio under the uncompressed
-// delta limit.
-constexpr uint64_t kCutSourceBytesMax = uint64_t{8} << 20;
-
 std::string ShortHash(const crdt::StateHashSum& sum) {
   return StateDigest(sum).substr(0, transport::kDocumentHashBytes);
+}
+
+// One author's stored batches of a document, in log order (first, then last
+// seq), with their content tag.
+struct AuthorLog {
+  std::vector<LogEntry> entries;  // bytes are valid while the txn is open
+  transport::AuthorBatches batches;
+};
+
+absl::StatusOr<AuthorLog> ReadAuthorLog(StoreTxn& txn, uint32_t doc, const crdt::AuthorKey& author) {
+  AuthorLog log;
+  transport::BatchContentTag tag;
+  absl::Status s = txn.ForEachLog(doc, author, 1, crdt::kDotMax, [&](const LogEntry& e) {
+    log.batches.ranges.push_back(crdt::Range{e.first, e.last});
+    tag.Add(e.bytes);
+    log.entries.push_back(e);
+    return true;
+  });
+  if (!s.ok()) return s;
+  log.batches.tag = tag.Finish();
+  return log;
+}
+
+// How many of the peer's batches a repair decision looks at for one of
+// ours; a listing of many overlapping ranges cannot make planning quadratic.
+constexpr size_t kRepairScanMax = 1024;
+
+// Whether our stored batch `e` would replace some of the peer's `theirs`
+// (sorted by first, then last; `reach[i]` the largest last of theirs[0..i]):
+// it strictly contains one of them and the peer holds none containing it,
+// or the peer holds one of the same range and the content tags differ.
+bool Replaces(const crdt::Range& e, const std::vector<crdt::Range>& theirs,
+              const std::vector<uint64_t>& reach, bool tags_differ) {
+  auto by_first = [](const crdt::Range& a, const crdt::Range& b) {
+    return a.first != b.first ? a.first < b.first : a.last < b.last;
+  };
+  if (std::binary_search(theirs.begin(), theirs.end(), e, by_first)) return tags_differ;
+  const auto starting_after = std::upper_bound(
+      theirs.begin(), theirs.end(), e.first, [](uint64_t f, const crdt::Range& r) { return f < r.first; });
+  const size_t before = static_cast<size_t>(starting_after - theirs.begin());
+  if (before > 0 && reach[before - 1] >= e.last) return false;  // one of theirs contains it
+  auto it = std::lower_bound(theirs.begin(), theirs.end(), crdt::Range{e.first, 0}, by_first);
+  for (size_t n = 0; it != theirs.end() && it->first <= e.last && n < kRepairScanMax; ++it, ++n) {
+    if (it->last <= e.last) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -40,11 +80,17 @@ absl::Status ReplicaSyncStore::ListDocuments(
       transport::DocumentSummary summary;
       summary.id = id;
       summary.hash = ShortHash(record.hash);
+      std::vector<crdt::AuthorKey> authors;
       absl::Status cs = txn.ForEachCoverage(record.num, [&](const crdt::AuthorKey& a, const crdt::RangeSet& seqs) {
-        if (!seqs.empty()) summary.coverage.emplace(a, seqs);
+        if (!seqs.empty()) authors.push_back(a);
         return true;
       });
       if (!cs.ok()) return cs;
+      for (const crdt::AuthorKey& a : authors) {
+        absl::StatusOr<AuthorLog> log = ReadAuthorLog(txn, record.num, a);
+        if (!log.ok()) return log.status();
+        if (!log->batches.ranges.empty()) summary.holdings.emplace(a, std::move(log->batches));
+      }
       docs.push_back(std::move(summary));
     }
     return absl::OkStatus();
@@ -62,10 +108,37 @@ absl::StatusOr<std::string> ReplicaSyncStore::DocumentHash(absl::string_view doc
   return digest->substr(0, transport::kDocumentHashBytes);
 }
 
+absl::Status ReplicaSyncStore::PlanRepairs(StoreTxn& txn, uint32_t num, absl::string_view document,
+                                           const crdt::AuthorKey& author,
+                                           const transport::Holdings& peer,
+                                           std::set<std::string>* stored,
+                                           std::vector<transport::BatchRef>* planned) {
+  auto theirs = peer.find(author);
+  if (theirs == peer.end()) return absl::OkStatus();  // the missing seqs cover it all
+  absl::StatusOr<AuthorLog> log = ReadAuthorLog(txn, num, author);
+  if (!log.ok()) return log.status();
+  if (log->batches == theirs->second) return absl::OkStatus();
+  const std::vector<crdt::Range>& ranges = theirs->second.ranges;
+  std::vector<uint64_t> reach(ranges.size());
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    reach[i] = i == 0 ? ranges[i].last : std::max(reach[i - 1], ranges[i].last);
+  }
+  const bool tags_differ = log->batches.tag != theirs->second.tag;
+  for (const LogEntry& e : log->entries) {
+    if (stored->contains(e.key)) continue;
+    if (!Replaces(crdt::Range{e.first, e.last}, ranges, reach, tags_differ)) continue;
+    stored->insert(e.key);
+    planned->push_back(transport::BatchRef{std::string(document), author, e.first, e.last, e.key});
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
-                                           const transport::Coverage& peer, bool equivocation_proofs,
+                                           const transport::Holdings& peer_holdings,
+                                           bool equivocation_proofs,
                                            std::vector<transport::BatchRef>* out) {
   std::vector<transport::BatchRef> planned;
+  const transport::Coverage peer = transport::CoverageOf(peer_holdings);
   absl::Status s = core_->store().Read([&](StoreTxn& txn) -> absl::Status {
     planned.clear();
     absl::StatusOr<std::optional<DocumentRecord>> doc = txn.FindDocument(document);
@@ -76,8 +149,8 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
     auto plan_stored = [&](const crdt::AuthorKey& author, uint64_t first, uint64_t last) {
       return txn.ForEachLog(num, author, first, last, [&](const LogEntry& e) {
         if (stored.insert(e.key).second) {
-          planned.push_back(transport::BatchRef{std::string(document), author, e.first, e.last,
-                                                /*own_cut=*/false, e.key});
+          planned.push_back(
+              transport::BatchRef{std::string(document), author, e.first, e.last, e.key});
         }
         return true;
       });
@@ -93,49 +166,16 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
       const crdt::RangeSet& seqs = entry.second;
       auto theirs = peer.find(author);
       const crdt::RangeSet missing = theirs == peer.end() ? seqs : seqs.Minus(theirs->second);
-      if (author != core_->self()) {
-        for (const crdt::Range& r : missing.ranges()) {
-          if (absl::Status ps = plan_stored(author, r.first, r.last); !ps.ok()) return ps;
-        }
-        continue;
-      }
-      // Own seqs: each missing range starts where the stored batch holding
-      // its first seq starts, so the peer's batches of this replica line up
-      // with this replica's compacted log. A relay's fragments of our
-      // writes are thereby superseded as our log compacts, and it forwards
-      // them compacted (at the cost of resending part of one batch).
-      crdt::RangeSet aligned;
+      // Every stored batch overlapping a missing range, verbatim: for this
+      // replica's own seqs too, so that a peer's log of them mirrors this
+      // replica's compacted log, batch for batch.
       for (const crdt::Range& r : missing.ranges()) {
-        uint64_t first = r.first;
-        absl::Status ls = txn.ForEachLog(num, author, r.first, r.first, [&](const LogEntry& e) {
-          first = std::min(first, e.first);
-          return true;
-        });
-        if (!ls.ok()) return ls;
-        aligned.Insert(first, r.last);
+        if (absl::Status ps = plan_stored(author, r.first, r.last); !ps.ok()) return ps;
       }
-      for (const crdt::Range& r : aligned.ranges()) {
-        // Own seqs: fresh compactions, cut at stored-batch boundaries so
-        // each stays within a batch's size.
-        uint64_t piece_first = r.first;
-        uint64_t piece_bytes = 0;
-        uint64_t piece_last = 0;
-        absl::Status ls = txn.ForEachLog(num, author, r.first, r.last, [&](const LogEntry& e) {
-          if (piece_bytes > 0 && piece_bytes + e.bytes.size() > kCutSourceBytesMax) {
-            planned.push_back(transport::BatchRef{std::string(document), author, piece_first,
-                                                  piece_last, /*own_cut=*/true, ""});
-            piece_first = std::max(e.first, r.first);
-            piece_bytes = 0;
-          }
-          piece_bytes += e.bytes.size();
-          piece_last = std::min(e.last, r.last);
-          return true;
-        });
-        if (!ls.ok()) return ls;
-        if (piece_bytes > 0) {
-          planned.push_back(transport::BatchRef{std::string(document), author, piece_first,
-                                                piece_last, /*own_cut=*/true, ""});
-        }
+      if (absl::Status rs = PlanRepairs(txn, num, document, author, peer_holdings, &stored,
+                                        &planned);
+          !rs.ok()) {
+        return rs;
       }
     }
     if (equivocation_proofs) {
@@ -144,8 +184,7 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
       if (!proofs.ok()) return proofs.status();
       for (const auto& [author, proof] : *proofs) {
         for (int part : {1, 2}) {
-          transport::BatchRef ref{std::string(document), author, proof.seq, proof.seq,
-                                  /*own_cut=*/false, ""};
+          transport::BatchRef ref{std::string(document), author, proof.seq, proof.seq, ""};
           ref.proof_part = part;
           planned.push_back(std::move(ref));
         }
@@ -159,7 +198,6 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
 }
 
 absl::StatusOr<std::string> ReplicaSyncStore::FetchBatch(const transport::BatchRef& ref) {
-  if (ref.own_cut) return core_->CutOwnRange(ref.document, ref.first, ref.last);
   std::optional<std::string> bytes;
   absl::Status s = core_->store().Read([&](StoreTxn& txn) -> absl::Status {
     if (ref.proof_part != 0) {

@@ -6,6 +6,9 @@
 #define EDGESYNC_LIB_SYNC_REPLICA_SYNC_STORE_H_
 
 #include <memory>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "lib/replica/replica_core.h"
 #include "transport/sync_store.h"
@@ -20,7 +23,7 @@ class ReplicaSyncStore : public transport::SyncStore {
   absl::Status ListDocuments(const std::vector<std::string>& prefixes,
                              absl::FunctionRef<bool(const transport::DocumentSummary&)> fn) override;
   absl::StatusOr<std::string> DocumentHash(absl::string_view document) override;
-  absl::Status PlanBatches(absl::string_view document, const transport::Coverage& peer,
+  absl::Status PlanBatches(absl::string_view document, const transport::Holdings& peer,
                            bool equivocation_proofs, std::vector<transport::BatchRef>* out) override;
   absl::StatusOr<std::string> FetchBatch(const transport::BatchRef& ref) override;
   transport::BatchOutcome ApplyBatch(absl::string_view bytes, std::string* reason,
@@ -33,6 +36,13 @@ class ReplicaSyncStore : public transport::SyncStore {
   transport::PartialTransfers& partials() override { return core_->partials(); }
 
  private:
+  // Plans the stored batches of `author` that would replace some of the
+  // peer's (PlanBatches), skipping those in `stored` (already planned).
+  absl::Status PlanRepairs(StoreTxn& txn, uint32_t num, absl::string_view document,
+                           const crdt::AuthorKey& author, const transport::Holdings& peer,
+                           std::set<std::string>* stored,
+                           std::vector<transport::BatchRef>* planned);
+
   std::shared_ptr<ReplicaCore> core_;
 };
 

@@ -36,6 +36,7 @@ SessionStats ToPublic(const transport::SessionStats& s) {
   out.batches_duplicate = s.batches_duplicate;
   out.batches_rejected = s.batches_rejected;
   out.batches_withheld = s.batches_withheld;
+  out.rounds_idle = s.rounds_idle;
   return out;
 }
 

@@ -1628,10 +1628,11 @@ static void test_sessions(void) {
   }
 
   /* A peer speaking another protocol version: WRONG_STATE. The hello of a
-   * session with max_message_bytes 1000 carries the word {version 1,
-   * padding, 1000} (Cap'n Proto, little-endian); make it version 2. */
+   * session with max_message_bytes 1000 carries the word {newest version 2,
+   * oldest version 2, 1000} (Cap'n Proto, little-endian); make it versions
+   * 3 to 3. */
   {
-    static const uint8_t word[8] = {1, 0, 0, 0, 0xe8, 0x03, 0, 0};
+    static const uint8_t word[8] = {2, 0, 2, 0, 0xe8, 0x03, 0, 0};
     long at;
     OK(edgesync_session_new(a, "", 1000, &sa));
     OK(edgesync_session_new(b, "", 0, &sb));
@@ -1639,9 +1640,10 @@ static void test_sessions(void) {
     CHECK(msg != NULL);
     at = find_bytes(msg, len, word, sizeof word);
     CHECK(at >= 0);
-    msg[at] = 2;
+    msg[at] = 3;
+    msg[at + 2] = 3;
     CHECK_RC(edgesync_session_receive(sb, msg, len), EDGESYNC_WRONG_STATE);
-    expect_errmsg_has("version");
+    expect_errmsg_has("version 3, this build speaks version 2");
     edgesync_free(msg);
     edgesync_session_free(sa);
     edgesync_session_free(sb);
