@@ -180,6 +180,40 @@ void Simulation::Converge(SimResult* result) {
   }
 }
 
+// Once converged, one more round on every session must be idle: both sides
+// hold the same batches of the same documents (equal summaries), so the
+// round costs a hello and an end of flight each way, whatever the number
+// of documents. A relay still holding an author's fragments, or two
+// replicas holding different batches of the same seqs, fail it.
+void Simulation::CheckIdleRound(SimResult* result) {
+  if (!failures_.empty() || result->rounds_to_converge < 0) return;
+  const uint64_t bytes_before = net_.stats().bytes_delivered;
+  for (int i = 0; i < config_.nodes; ++i) {
+    for (auto& entry : node(i).ends) {
+      entry.second.rounds_mark = entry.second.session->stats().rounds_idle;
+      entry.second.session->RequestRound();
+    }
+  }
+  for (int i = 0; i < config_.nodes; ++i) PumpAll(i);
+  if (!RunUntilQuiet(queue_.now_us() + kQuietDeadlineUs)) {
+    Fail(absl::StrCat("idle round: no quiescence within ", FormatDuration(kQuietDeadlineUs),
+                      StuckSessions()));
+    return;
+  }
+  int sessions = 0;
+  for (int i = 0; i < config_.nodes; ++i) {
+    for (auto& entry : node(i).ends) {
+      ++sessions;
+      if (entry.second.session->stats().rounds_idle != entry.second.rounds_mark + 1) {
+        Fail(absl::StrCat("idle round: node ", i, " and node ", entry.second.peer,
+                          " still list their documents after converging"));
+      }
+    }
+  }
+  result->bytes_idle_round = net_.stats().bytes_delivered - bytes_before;
+  Log("idle round: ", sessions, " session ends, ", result->bytes_idle_round, " bytes");
+}
+
 // (1) equal digests for every document on every replica, (2) every
 // document the model knows present and its state what the model allows,
 // (3) nothing of the outsider anywhere: not its documents, values or

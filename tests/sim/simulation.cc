@@ -269,6 +269,7 @@ SimResult Simulation::Run() {
   const tsim::NetworkStats chaos_net = net_.stats();
   Heal();
   Converge(&result);
+  CheckIdleRound(&result);
   phase_ = Phase::kDone;
   Check();
 

@@ -50,6 +50,8 @@ struct SimResult {
   int rounds_to_converge = -1;
   uint64_t bytes_to_converge = 0;
   uint64_t messages_to_converge = 0;
+  // Bytes of one more round on every session once converged (all idle).
+  uint64_t bytes_idle_round = 0;
 };
 
 SimResult RunSeed(uint64_t seed, const SimOptions& options = {});

@@ -71,7 +71,9 @@ class Simulation : public tsim::NetworkObserver {
     std::unique_ptr<edgesync::internal::ReplicaSyncStore> store;
     std::unique_ptr<transport::SyncSession> session;
     uint64_t last_rx_us = 0;   // last message received or sent
-    uint64_t rounds_mark = 0;  // the session's rounds when a heal round began
+    // The session's rounds when a heal round began (its idle rounds before
+    // the idle-round check).
+    uint64_t rounds_mark = 0;
     bool watchdog = false;     // a stall check is scheduled
   };
   struct OpenTxn {
@@ -153,6 +155,7 @@ class Simulation : public tsim::NetworkObserver {
   bool AllConnected();
   std::string StuckSessions();
   void Converge(SimResult* result);
+  void CheckIdleRound(SimResult* result);
   void Check();
   std::map<std::string, std::string> Digests(Node& n);
 
