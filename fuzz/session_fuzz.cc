@@ -15,7 +15,7 @@ namespace {
 
 using edgesync::transport::BatchOutcome;
 using edgesync::transport::BatchRef;
-using edgesync::transport::Coverage;
+using edgesync::transport::Holdings;
 using edgesync::transport::DocumentSummary;
 using edgesync::transport::PartialTransfers;
 
@@ -29,7 +29,7 @@ class EmptyStore : public edgesync::transport::SyncStore {
   absl::StatusOr<std::string> DocumentHash(absl::string_view) override {
     return std::string(edgesync::transport::kDocumentHashBytes, '\0');
   }
-  absl::Status PlanBatches(absl::string_view, const Coverage&, bool, std::vector<BatchRef>*) override {
+  absl::Status PlanBatches(absl::string_view, const Holdings&, bool, std::vector<BatchRef>*) override {
     return absl::OkStatus();
   }
   absl::StatusOr<std::string> FetchBatch(const BatchRef&) override {
