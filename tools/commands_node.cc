@@ -86,6 +86,11 @@ void LogPeerChanges(const std::vector<NodePeer>& before, const std::vector<NodeP
                (was == nullptr || was->last_error != p.last_error)) {
       std::cout << "peer unreachable: " << PeerName(p) << " (" << p.last_error << ")" << std::endl;
     }
+    if (p.clock_skewed && (was == nullptr || !was->clock_skewed)) {
+      std::cout << "peer clock skewed: " << PeerName(p) << " is " << p.clock_offset_ms
+                << " ms off this replica's clock (beyond future_skew_max_ms; one of the two"
+                << " clocks is wrong)" << std::endl;
+    }
   }
 }
 

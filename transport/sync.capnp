@@ -47,6 +47,10 @@ struct Hello {
     # 32-byte keys, concatenated, at most 256 (kRefusedAuthorsMax): authors
     # whose batches the sender refuses (it does not trust them), most
     # recently refused first; the receiver sends none of their batches.
+  wallMillis @5 :UInt64;
+    # The sender's wall clock (ms since the Unix epoch) when it built the
+    # hello; 0 = unknown. The receiver reports a peer whose clock is off by
+    # more than its skew window; nothing else depends on it.
 }
 
 struct PartialHeld {

@@ -15,6 +15,10 @@ namespace edgesync::transport {
 
 namespace {
 
+// A hello's bytes besides its interest prefixes, partials and refused
+// authors (root, pointers, the fixed fields and their padding).
+constexpr size_t kHelloFixedBytes = 104;
+
 // Capnp bytes around a Data payload (segment table, root struct, padding)
 // stay below this; payloads are sized to leave it free.
 constexpr size_t kMessageSlack = 64;
@@ -54,7 +58,7 @@ absl::Status ValidateSessionOptions(const SessionOptions& options) {
     interest_bytes += RoundUp8(p.size() + 1) + 8;
   }
   // The hello must fit the smallest message every peer accepts.
-  if (interest_bytes + 96 > kSyncMessageBytesMin) {
+  if (interest_bytes + kHelloFixedBytes > kSyncMessageBytesMin) {
     return absl::InvalidArgumentError(
         "interest prefixes are too long to fit the first message (512 bytes)");
   }
@@ -308,8 +312,9 @@ absl::StatusOr<std::string> SyncSession::HelloMessage() {
   auto hello = m.initHello();
   hello.setProtocolVersion(kSyncProtocolVersion);
   hello.setMaxMessageBytes(static_cast<uint32_t>(options_.max_message_bytes));
+  hello.setWallMillis(store_->WallMillis());
   auto interest = hello.initInterest(static_cast<unsigned>(options_.interest.size()));
-  size_t size = 96;
+  size_t size = kHelloFixedBytes;
   for (size_t i = 0; i < options_.interest.size(); ++i) {
     const std::string& p = options_.interest[i];
     interest.set(static_cast<unsigned>(i), capnp::Text::Reader(p.data(), p.size()));
@@ -648,6 +653,7 @@ absl::Status SyncSession::Receive(absl::string_view bytes) {
         auto h = m.getHello();
         hello.version = h.getProtocolVersion();
         hello.max_message_bytes = h.getMaxMessageBytes();
+        hello.wall_ms = h.getWallMillis();
         if (h.getInterest().size() > kInterestPrefixesMax) return Violation("too many interest prefixes");
         for (auto p : h.getInterest()) hello.interest.emplace_back(p.cStr(), p.size());
         if (h.getPartials().size() > kPartialsAnnouncedMax) return Violation("too many partial batches");
@@ -778,6 +784,7 @@ absl::Status SyncSession::OnHello(PeerHello hello) {
   for (const auto& [id, bytes] : hello.partials) {
     if (id.size() != kTransferIdBytes) return Violation("bad partial transfer id");
   }
+  NoteClockOffset(hello.wall_ms);
   peer_hello_ = true;
   peer_max_message_bytes_ = hello.max_message_bytes;
   last_peer_interest_ = hello.interest;
@@ -786,6 +793,18 @@ absl::Status SyncSession::OnHello(PeerHello hello) {
   peer_refused_ = std::move(hello.refused);
   ++peer_flight_messages_;
   return absl::OkStatus();
+}
+
+void SyncSession::NoteClockOffset(uint64_t peer_wall_ms) {
+  // Beyond about the year 6429 (2^47 ms) a time is nonsense, not skew.
+  constexpr uint64_t kWallMsMax = uint64_t{1} << 47;
+  const uint64_t own = store_->WallMillis();
+  if (peer_wall_ms == 0 || own == 0 || peer_wall_ms > kWallMsMax || own > kWallMsMax) return;
+  const int64_t offset = static_cast<int64_t>(peer_wall_ms) - static_cast<int64_t>(own);
+  peer_clock_offset_ms_ = offset;
+  const uint64_t distance = offset < 0 ? static_cast<uint64_t>(-offset) : static_cast<uint64_t>(offset);
+  peer_clock_beyond_skew_ = distance > store_->ClockSkewMaxMs();
+  if (peer_clock_beyond_skew_) ++stats_.peer_clock_skewed;
 }
 
 absl::Status SyncSession::OnDocuments(absl::string_view payload) {

@@ -55,6 +55,13 @@ struct SessionStats {
   uint64_t batches_rejected = 0;
   // Batches not sent because the peer's hello says it refuses their author.
   uint64_t batches_withheld = 0;
+  // Hellos whose sender's wall clock was further from this replica's than
+  // its future_skew_max_ms (one of the two clocks is wrong).
+  uint64_t peer_clock_skewed = 0;
+  // The peer's wall clock minus this replica's (ms, transit time included)
+  // from its latest hello; meaningful only when peer_clock_known.
+  bool peer_clock_known = false;
+  int64_t peer_clock_offset_ms = 0;
 };
 
 namespace internal {
