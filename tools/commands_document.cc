@@ -27,11 +27,20 @@ struct DocumentArgs {
 
 using DocumentAction = std::function<int(const std::string& command, const Document& doc)>;
 
-// Opens DIR, then runs `action` on document DOC.
+// Opens DIR, then runs `action` on document DOC. Warns when the commit
+// distrusted the wall clock (lib/replica/clock_guard.h).
 int WithDocument(const std::string& command, const DocumentArgs& a, const DocumentAction& action) {
   absl::StatusOr<std::unique_ptr<Replica>> r = OpenExisting(a.dir);
   if (!r.ok()) return Fail(command, r.status());
-  return action(command, (*r)->document(a.doc));
+  const int rc = action(command, (*r)->document(a.doc));
+  if ((*r)->stats().clock_suspect_readings > 0) {
+    std::cerr << "edgesync: " << command
+              << ": warning: the wall clock is further ahead of the last write than the time "
+                 "elapsed since (and the kernel does not report it synchronised); the write "
+                 "was stamped with the last time plus the elapsed time"
+              << std::endl;
+  }
+  return rc;
 }
 
 int Done(const std::string& command, const absl::Status& s) {

@@ -25,6 +25,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "crdt/hlc.h"
 #include "edgesync/node.h"
 #include "lib/replica/replica_core.h"
 #include "lib/store/replica_store.h"
@@ -84,6 +85,11 @@ void LogPeerChanges(const std::vector<NodePeer>& before, const std::vector<NodeP
     } else if (!p.connected && !p.last_error.empty() &&
                (was == nullptr || was->last_error != p.last_error)) {
       std::cout << "peer unreachable: " << PeerName(p) << " (" << p.last_error << ")" << std::endl;
+    }
+    if (p.clock_skewed && (was == nullptr || !was->clock_skewed)) {
+      std::cout << "peer clock skewed: " << PeerName(p) << " is " << p.clock_offset_ms
+                << " ms off this replica's clock (beyond future_skew_max_ms; one of the two"
+                << " clocks is wrong)" << std::endl;
     }
   }
 }
@@ -233,9 +239,12 @@ int RunStatus(const NodeArgs& a) {
   absl::StatusOr<std::vector<std::string>> ids = replica.DocumentIds();
   if (!ids.ok()) return Fail("status", ids.status());
 
-  uint64_t batches = 0, held = 0, changes = 0, equivocations = 0;
+  uint64_t batches = 0, held = 0, changes = 0, equivocations = 0, last_time_ms = 0;
   internal::ReplicaStore& store = replica.core().store();
   absl::Status s = store.Read([&](internal::StoreTxn& txn) -> absl::Status {
+    absl::StatusOr<std::optional<internal::ClockMark>> mark = txn.GetClockMark();
+    if (!mark.ok()) return mark.status();
+    last_time_ms = mark->has_value() ? crdt::HlcMillis((*mark)->hlc) : 0;
     absl::StatusOr<uint64_t> n = txn.read().CountEntries(txn.dbs().log);
     if (!n.ok()) return n.status();
     batches = *n;
@@ -282,7 +291,13 @@ int RunStatus(const NodeArgs& a) {
                   "equivocations  ", equivocations, "\n",  //
                   "changes        ", changes, " (change feed sequence)\n", "store          ",
                   Size(lmdb->used_bytes), " used, map ", Size(lmdb->map_bytes), " of at most ",
-                  Size(lmdb->map_bytes_max), "\n");
+                  Size(lmdb->map_bytes_max), "\n",  //
+                  "last time      ", last_time_ms,
+                  " (ms since the epoch: the time of its last write, or of its first open "
+                  "since boot)\n");
+  if (!replica.core().copied().empty()) {
+    absl::StrAppend(&out, "copied         commits refused: ", replica.core().copied(), "\n");
+  }
   std::cout << out << std::flush;
   return kExitOk;
 }

@@ -9,7 +9,7 @@ packages=(
   capnproto libcapnp-dev liblmdb-dev lmdb-utils libsodium-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libzstd-dev libcli11-dev
-  clang-14 libclang-rt-14-dev strace
+  clang-14 libclang-rt-14-dev strace faketime
 )
 
 missing=()

@@ -104,6 +104,8 @@ class GossipNode::ConnectionStore : public SyncStore {
   absl::StatusOr<uint64_t> ChangeSeq() override { return store().ChangeSeq(); }
   absl::Status EnsureDurable() override { return store().EnsureDurable(); }
   PartialTransfers& partials() override { return store().partials(); }
+  uint64_t WallMillis() override { return store().WallMillis(); }
+  uint64_t ClockSkewMaxMs() override { return store().ClockSkewMaxMs(); }
 
  private:
   SyncStore& store() { return node_->host_.sync_store(); }
@@ -132,6 +134,7 @@ struct GossipNode::Connection {
   uint64_t last_contact_ms = 0;
   uint64_t last_sent_ms = 0;
   uint64_t rounds_seen = 0;
+  uint64_t clock_skews_seen = 0;  // the session's peer_clock_skewed counted in stats_
   uint64_t peer_lists = 0;  // peer-list frames accepted
   uint64_t last_peer_list_ms = 0;
   kj::Promise<void> receive = nullptr;
@@ -535,6 +538,8 @@ void GossipNode::HandleFrame(Connection* c, std::string frame) {
         return;
       }
       if (!s.ok()) ++stats_.rounds_mismatched;
+      stats_.peer_clock_skewed += c->session->stats().peer_clock_skewed - c->clock_skews_seen;
+      c->clock_skews_seen = c->session->stats().peer_clock_skewed;
       const uint64_t rounds = c->session->stats().rounds;
       if (rounds > c->rounds_seen && c->session->synced()) ++stats_.rounds_synced;
       c->rounds_seen = rounds;
@@ -814,6 +819,11 @@ std::vector<PeerInfo> GossipNode::Peers() const {
     p.last_contact_ms = c.last_contact_ms;
     p.bytes_sent = c.session->stats().bytes_sent;
     p.bytes_received = c.session->stats().bytes_received;
+    if (std::optional<int64_t> offset = c.session->peer_clock_offset_ms(); offset.has_value()) {
+      p.clock_offset_known = true;
+      p.clock_offset_ms = *offset;
+      p.clock_skewed = c.session->peer_clock_beyond_skew();
+    }
   };
   for (const auto& entry : known_) {
     PeerInfo p;

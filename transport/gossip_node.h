@@ -113,6 +113,9 @@ struct GossipStats {
   uint64_t batches_applied = 0;
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;
+  // Hellos from peers whose wall clock was further from this node's than
+  // the store's ClockSkewMaxMs.
+  uint64_t peer_clock_skewed = 0;
 };
 
 // One peer as this node sees it. Thread-compatible value type.
@@ -125,6 +128,11 @@ struct PeerInfo {
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;
   std::string last_error;
+  // The peer's wall clock minus this node's (ms) from its latest hello, and
+  // whether that was beyond the skew window; unknown before a hello.
+  bool clock_offset_known = false;
+  int64_t clock_offset_ms = 0;
+  bool clock_skewed = false;
 };
 
 // OK if `address` is "host:port" with a host, a port in 1..65535, and at

@@ -53,6 +53,10 @@ struct Hello {
     # 16 bytes: BLAKE2b-128 of the sender's flight-1 listing in canonical
     # form (docs/sync-protocol.md); equal summaries and equal interests skip
     # the listing.
+  wallMillis @7 :UInt64;
+    # The sender's wall clock (ms since the Unix epoch) when it built the
+    # hello; 0 = unknown. The receiver reports a peer whose clock is off by
+    # more than its skew window; nothing else depends on it.
 }
 
 struct PartialHeld {

@@ -23,8 +23,8 @@ constexpr size_t kMessageSlack = 64;
 // Bytes a chunk message spends besides its data.
 constexpr size_t kChunkSlack = 128;
 // A hello's bytes besides its interest prefixes, partials and refused
-// authors (the summary included).
-constexpr size_t kHelloFixedBytes = 120;
+// authors (root, pointers, the fixed fields and their padding, the summary).
+constexpr size_t kHelloFixedBytes = 128;
 
 size_t RoundUp8(size_t n) { return (n + 7) & ~size_t{7}; }
 
@@ -357,6 +357,7 @@ absl::StatusOr<std::string> SyncSession::HelloMessage() {
   hello.setOldestVersion(kSyncProtocolVersionOldest);
   hello.setSummary(AsCapnpData(my_summary_));
   hello.setMaxMessageBytes(static_cast<uint32_t>(options_.max_message_bytes));
+  hello.setWallMillis(store_->WallMillis());
   auto interest = hello.initInterest(static_cast<unsigned>(options_.interest.size()));
   size_t size = kHelloFixedBytes;
   for (size_t i = 0; i < options_.interest.size(); ++i) {
@@ -714,6 +715,7 @@ absl::Status SyncSession::Receive(absl::string_view bytes) {
         hello.oldest_version = h.getOldestVersion();
         hello.summary = std::string(AsView(h.getSummary()));
         hello.max_message_bytes = h.getMaxMessageBytes();
+        hello.wall_ms = h.getWallMillis();
         if (h.getInterest().size() > kInterestPrefixesMax) return Violation("too many interest prefixes");
         for (auto p : h.getInterest()) hello.interest.emplace_back(p.cStr(), p.size());
         if (h.getPartials().size() > kPartialsAnnouncedMax) return Violation("too many partial batches");
@@ -855,6 +857,7 @@ absl::Status SyncSession::OnHello(PeerHello hello) {
   for (const auto& [id, bytes] : hello.partials) {
     if (id.size() != kTransferIdBytes) return Violation("bad partial transfer id");
   }
+  NoteClockOffset(hello.wall_ms);
   peer_hello_ = true;
   peer_max_message_bytes_ = hello.max_message_bytes;
   last_peer_interest_ = hello.interest;
@@ -864,6 +867,18 @@ absl::Status SyncSession::OnHello(PeerHello hello) {
   peer_summary_ = std::move(hello.summary);
   ++peer_flight_messages_;
   return absl::OkStatus();
+}
+
+void SyncSession::NoteClockOffset(uint64_t peer_wall_ms) {
+  // Beyond about the year 6429 (2^47 ms) a time is nonsense, not skew.
+  constexpr uint64_t kWallMsMax = uint64_t{1} << 47;
+  const uint64_t own = store_->WallMillis();
+  if (peer_wall_ms == 0 || own == 0 || peer_wall_ms > kWallMsMax || own > kWallMsMax) return;
+  const int64_t offset = static_cast<int64_t>(peer_wall_ms) - static_cast<int64_t>(own);
+  peer_clock_offset_ms_ = offset;
+  const uint64_t distance = offset < 0 ? static_cast<uint64_t>(-offset) : static_cast<uint64_t>(offset);
+  peer_clock_beyond_skew_ = distance > store_->ClockSkewMaxMs();
+  if (peer_clock_beyond_skew_) ++stats_.peer_clock_skewed;
 }
 
 absl::Status SyncSession::OnDocuments(absl::string_view payload) {

@@ -92,6 +92,9 @@ struct SessionStats {
   uint64_t pushes_received = 0;
   // Rounds that ended after the hellos: equal interests and summaries.
   uint64_t rounds_idle = 0;
+  // Hellos whose wall clock was further from this side's than the store's
+  // ClockSkewMaxMs (the peer's clock or this one is wrong).
+  uint64_t peer_clock_skewed = 0;
 };
 
 // OK, or kInvalidArgument saying which option is out of range (an empty
@@ -134,6 +137,11 @@ class SyncSession {
   // The interest prefixes of the peer's latest hello (empty before one).
   const std::vector<std::string>& peer_interest() const { return last_peer_interest_; }
   bool peer_interest_known() const { return peer_max_message_bytes_ != 0; }
+  // The peer's wall clock minus this side's, in ms, from the latest hello
+  // where both were known (transit time included); nullopt before one.
+  std::optional<int64_t> peer_clock_offset_ms() const { return peer_clock_offset_ms_; }
+  // Whether that offset was beyond the store's ClockSkewMaxMs.
+  bool peer_clock_beyond_skew() const { return peer_clock_beyond_skew_; }
 
   // Starts a new round as soon as the current one is done.
   void RequestRound() { round_requested_ = true; }
@@ -183,8 +191,11 @@ class SyncSession {
     absl::flat_hash_set<crdt::AuthorKey> refused;
     uint16_t oldest_version = 0;
     std::string summary;
+    uint64_t wall_ms = 0;
   };
   absl::Status OnHello(PeerHello hello);
+  // Records the peer's clock offset from its hello's wall time (0: unknown).
+  void NoteClockOffset(uint64_t peer_wall_ms);
   absl::Status OnDocuments(absl::string_view payload);
   absl::Status OnEndOfFlight(uint8_t flight, uint32_t messages, uint32_t batches);
   absl::Status OnBatch(std::string bytes);
@@ -242,6 +253,8 @@ class SyncSession {
   std::vector<std::string> last_peer_interest_;
   // The peer, this round.
   bool peer_hello_ = false;
+  std::optional<int64_t> peer_clock_offset_ms_;
+  bool peer_clock_beyond_skew_ = false;
   std::vector<std::string> peer_interest_;
   std::map<std::string, uint64_t> peer_partials_;
   absl::flat_hash_set<crdt::AuthorKey> peer_refused_;

@@ -126,6 +126,12 @@ class SyncStore {
   virtual absl::Status EnsureDurable() = 0;
   // Where partially received large batches wait, across sessions.
   virtual PartialTransfers& partials() = 0;
+  // This replica's wall clock, milliseconds since the Unix epoch, for the
+  // hello; 0 = unknown (the session then compares no clocks).
+  virtual uint64_t WallMillis() { return 0; }
+  // How far a peer's wall clock may be from this one's before the session
+  // reports it (the replica's future_skew_max_ms).
+  virtual uint64_t ClockSkewMaxMs() { return uint64_t{5} * 60 * 1000; }
 };
 
 }  // namespace edgesync::transport

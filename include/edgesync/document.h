@@ -50,9 +50,13 @@ class Transaction {
 
   // Applies the mutations in order, durably, as one signed batch, and ends
   // the transaction. A transaction that changes nothing commits no batch.
-  // kOutOfRange if a counter would overflow; kFailedPrecondition if ended or
-  // the store failed earlier; store errors otherwise. On error nothing of
-  // the transaction is applied.
+  // Its time is the wall clock's, unless that runs ahead of the boot clock
+  // by more than future_skew_max_ms (docs/operating.md "Clocks").
+  // kOutOfRange if a counter would overflow; kFailedPrecondition if ended,
+  // if the store failed earlier, or if the store was copied from elsewhere
+  // (the message says so and what to do; docs/operating.md "The
+  // directory"); store errors otherwise. On error nothing of the
+  // transaction is applied.
   absl::StatusOr<CommitInfo> Commit();
   // Drops the mutations and ends the transaction.
   void Abort();

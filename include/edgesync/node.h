@@ -77,6 +77,9 @@ struct NodeStats {
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;
   uint64_t peers_connected = 0;
+  // Hellos from peers whose wall clock was further from this replica's
+  // than its future_skew_max_ms.
+  uint64_t peer_clock_skewed = 0;
 };
 
 struct NodePeer {
@@ -88,6 +91,12 @@ struct NodePeer {
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;
   std::string last_error;
+  // The peer's wall clock minus this replica's (ms) from its latest hello
+  // (meaningful when clock_known), and whether it was beyond
+  // future_skew_max_ms.
+  bool clock_known = false;
+  int64_t clock_offset_ms = 0;
+  bool clock_skewed = false;
 };
 
 namespace internal {

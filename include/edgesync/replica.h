@@ -79,8 +79,10 @@ class Replica {
   // delta, then joined, logged and counted in its own storage transaction:
   // a rejected batch changes nothing, and a batch whose predecessors are
   // missing still applies. A batch timestamped more than
-  // options.future_skew_max_ms ahead of this replica's clock is held and
-  // applied when the clock catches up.
+  // options.future_skew_max_ms ahead of this replica's clock is applied at
+  // once too (counted in ReplicaStats::batches_beyond_skew); it raises this
+  // replica's clock only to wall + future_skew_max_ms. A store copied from
+  // elsewhere applies batches as usual (it only refuses commits).
   ApplyReport ApplyBatches(const std::vector<std::string>& batches);
 
   // Writes the batches of every document whose id starts with

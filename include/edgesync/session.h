@@ -58,6 +58,13 @@ struct SessionStats {
   // Rounds that ended after the hellos: both sides held the same batches
   // of the same documents (equal summaries), so neither listed them.
   uint64_t rounds_idle = 0;
+  // Hellos whose sender's wall clock was further from this replica's than
+  // its future_skew_max_ms (one of the two clocks is wrong).
+  uint64_t peer_clock_skewed = 0;
+  // The peer's wall clock minus this replica's (ms, transit time included)
+  // from its latest hello; meaningful only when peer_clock_known.
+  bool peer_clock_known = false;
+  int64_t peer_clock_offset_ms = 0;
 };
 
 namespace internal {

@@ -27,6 +27,24 @@ class WallClock {
   virtual uint64_t NowMillis() = 0;
 };
 
+// What a replica reads besides the wall clock to tell a wall-clock glitch
+// from real time (docs/operating.md "Clock glitches"). Implementations must
+// be thread-safe.
+class BootClock {
+ public:
+  virtual ~BootClock() = default;
+  // Milliseconds since this boot, counting suspend (CLOCK_BOOTTIME): it
+  // never jumps when the wall clock does.
+  virtual uint64_t BootMillis() = 0;
+  // Names the current boot (/proc/sys/kernel/random/boot_id), at most 64
+  // bytes; "" if unknown. Boot clock readings of different boots are not
+  // comparable.
+  virtual std::string BootId() = 0;
+  // Whether the kernel reports the wall clock synchronised (adjtimex: state
+  // not TIME_ERROR and STA_UNSYNC clear), e.g. by NTP.
+  virtual bool WallSynchronized() = 0;
+};
+
 enum class Durability {
   // Every commit is on disk (data and LMDB meta page synced) before Commit
   // returns. The default.
@@ -43,13 +61,22 @@ struct ReplicaOptions {
   uint64_t map_bytes_initial = uint64_t{64} << 20;
   // Upper bound of the map (the store refuses writes past it).
   uint64_t map_bytes_max = sizeof(size_t) >= 8 ? uint64_t{1} << 40 : uint64_t{1} << 30;
-  // Remote batches timestamped further ahead of this replica's clock are
-  // held until the clock catches up.
+  // How far clocks may honestly disagree. A received batch stamped further
+  // ahead of this replica's wall clock is applied at once but raises the
+  // replica's clock only to wall + this (and counts in
+  // ReplicaStats::batches_beyond_skew). A local wall reading that runs
+  // ahead of the boot clock's elapsed time by more than this is suspect
+  // (ReplicaStats::clock_suspect_readings).
   uint64_t future_skew_max_ms = 5 * 60 * 1000;
   // Compact this replica's own logs by size tiers after commits.
   bool auto_compact = true;
   // Borrowed; must outlive the replica. nullptr: the system clock.
   WallClock* clock = nullptr;
+  // Borrowed; must outlive the replica. nullptr: the system's boot clock,
+  // boot id and adjtimex if `clock` is nullptr too; with a `clock` of the
+  // caller's and no boot clock, that clock is believed (nothing to compare
+  // it with).
+  BootClock* boot_clock = nullptr;
   // Create the directory, store and identity when missing. When false,
   // opening a directory without a replica is kNotFound.
   bool create_if_missing = true;
@@ -167,6 +194,13 @@ struct ReplicaStats {
   uint64_t compactions = 0;
   uint64_t bytes_applied = 0;
   uint64_t bytes_authored = 0;
+  // Local wall-clock readings that ran ahead of the boot clock by more than
+  // future_skew_max_ms while the kernel reported the clock unsynchronised:
+  // each commit that read one took its time from the boot clock instead.
+  uint64_t clock_suspect_readings = 0;
+  // Applied batches stamped more than future_skew_max_ms ahead of this
+  // replica's clock (their author's clock, or this one, is wrong).
+  uint64_t batches_beyond_skew = 0;
 };
 
 }  // namespace edgesync

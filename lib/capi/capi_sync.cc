@@ -267,6 +267,7 @@ std::string NodeStatsJson(const edgesync::Node& node) {
   j["peer_lists_ignored"] = s.peer_lists_ignored;
   j["learned_peers_dropped"] = s.learned_peers_dropped;
   j["batches_invalid"] = s.batches_invalid;
+  j["peer_clock_skewed"] = s.peer_clock_skewed;
   nlohmann::ordered_json peers = nlohmann::ordered_json::array();
   for (const edgesync::NodePeer& p : node.peers()) {
     nlohmann::ordered_json e;
@@ -278,6 +279,12 @@ std::string NodeStatsJson(const edgesync::Node& node) {
     e["bytes_sent"] = p.bytes_sent;
     e["bytes_received"] = p.bytes_received;
     e["last_error"] = p.last_error;
+    if (p.clock_known) {
+      e["clock_offset_ms"] = p.clock_offset_ms;
+    } else {
+      e["clock_offset_ms"] = nullptr;
+    }
+    e["clock_skewed"] = p.clock_skewed;
     peers.push_back(std::move(e));
   }
   j["peers"] = std::move(peers);

@@ -189,6 +189,7 @@ class NodeCore {
     s.batches_applied = g.batches_applied;
     s.bytes_sent = g.bytes_sent;
     s.bytes_received = g.bytes_received;
+    s.peer_clock_skewed = g.peer_clock_skewed;
     const uint64_t now =
         static_cast<uint64_t>((timer.now() - kj::origin<kj::TimePoint>()) / kj::MILLISECONDS);
     std::vector<NodePeer> peers;
@@ -202,6 +203,9 @@ class NodeCore {
       n.bytes_sent = p.bytes_sent;
       n.bytes_received = p.bytes_received;
       n.last_error = p.last_error;
+      n.clock_known = p.clock_offset_known;
+      n.clock_offset_ms = p.clock_offset_ms;
+      n.clock_skewed = p.clock_skewed;
       if (p.connected) ++s.peers_connected;
       peers.push_back(std::move(n));
     }

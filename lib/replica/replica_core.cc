@@ -17,6 +17,7 @@
 #include "lib/replica/apply_report.h"
 #include "lib/replica/claims.h"
 #include "lib/replica/identity.h"
+#include "lib/replica/store_location.h"
 #include "lib/store/document_state.h"
 #include "lib/store/element_hash.h"
 #include "lib/util/file_util.h"
@@ -44,14 +45,14 @@ class SystemClock : public WallClock {
   }
 };
 
-// Bridges crdt's clock and high-water hooks to the replica's clock and store.
-class ClockAdapter : public crdt::WallClock {
+// Bridges crdt's clock hook to one wall time already read and guarded.
+class FixedWall : public crdt::WallClock {
  public:
-  explicit ClockAdapter(edgesync::WallClock* clock) : clock_(clock) {}
-  uint64_t NowMillis() override { return clock_->NowMillis(); }
+  explicit FixedWall(uint64_t ms) : ms_(ms) {}
+  uint64_t NowMillis() override { return ms_; }
 
  private:
-  edgesync::WallClock* clock_;
+  uint64_t ms_;
 };
 
 class TxnHighWater : public crdt::HlcHighWater {
@@ -157,15 +158,69 @@ absl::StatusOr<std::shared_ptr<ReplicaCore>> ReplicaCore::Open(const std::string
   if (!store.ok()) return store.status();
   std::unique_ptr<WallClock> owned_clock;
   if (options.clock == nullptr) owned_clock = std::make_unique<SystemClock>();
+  std::unique_ptr<BootClock> owned_boot_clock;
+  if (options.boot_clock == nullptr) {
+    owned_boot_clock = options.clock == nullptr ? NewSystemBootClock() : NewUnknownBootClock();
+  }
   std::shared_ptr<ReplicaCore> core(new ReplicaCore(dir, options, *std::move(identity),
-                                                    *std::move(store), std::move(owned_clock)));
+                                                    *std::move(store), std::move(owned_clock),
+                                                    std::move(owned_boot_clock)));
   if (absl::Status s = core->MigrateStore(); !s.ok()) return s;
+  if (absl::Status s = core->CheckLocation(); !s.ok()) return s;
+  if (absl::Status s = core->MarkBoot(); !s.ok()) return s;
   return core;
+}
+
+absl::Status ReplicaCore::MarkBoot() {
+  const ClockReading now = ReadClocks(*clock_, *boot_clock_);
+  if (now.boot_id.empty()) return absl::OkStatus();
+  bool marked = false;
+  absl::Status s = store_->Read([&](StoreTxn& txn) -> absl::Status {
+    absl::StatusOr<std::optional<ClockMark>> mark = txn.GetClockMark();
+    if (!mark.ok()) return mark.status();
+    marked = mark->has_value() && (*mark)->boot_id == now.boot_id;
+    return absl::OkStatus();
+  });
+  if (!s.ok() || marked) return s;
+  // Nothing to compare a new boot's first reading with: it is believed.
+  return store_->Write([&](StoreTxn& txn) {
+    return txn.SetClockMark(
+        ClockMark{crdt::HlcFromMillis(std::min<uint64_t>(now.wall_ms, uint64_t{1} << 47)),
+                  now.boot_ms, now.boot_id});
+  });
+}
+
+absl::Status ReplicaCore::CheckLocation() {
+  absl::StatusOr<StoreLocation> here = CurrentStoreLocation(dir_);
+  if (!here.ok()) return here.status();
+  std::optional<StoreLocation> recorded;
+  absl::Status s = store_->Read([&](StoreTxn& txn) -> absl::Status {
+    absl::StatusOr<std::optional<StoreLocation>> l = txn.GetLocation();
+    if (!l.ok()) return l.status();
+    recorded = *std::move(l);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  if (recorded.has_value()) {
+    if (!(*recorded == *here)) copied_ = CopiedStoreMessage(dir_, *recorded, *here);
+    return absl::OkStatus();
+  }
+  // A store from before locations were recorded (or a new one): this is
+  // where it lives.
+  return store_->Write([&](StoreTxn& txn) { return txn.SetLocation(*here); });
+}
+
+absl::StatusOr<GuardedWall> ReplicaCore::LocalWall(StoreTxn& txn, ClockReading* reading) {
+  *reading = ReadClocks(*clock_, *boot_clock_);
+  absl::StatusOr<std::optional<ClockMark>> mark = txn.GetClockMark();
+  if (!mark.ok()) return mark.status();
+  return GuardWall(*mark, *reading, options_.future_skew_max_ms);
 }
 
 ReplicaCore::ReplicaCore(std::string dir, const ReplicaOptions& options,
                          transport::SigningKey identity, std::unique_ptr<ReplicaStore> store,
-                         std::unique_ptr<WallClock> owned_clock)
+                         std::unique_ptr<WallClock> owned_clock,
+                         std::unique_ptr<BootClock> owned_boot_clock)
     : dir_(std::move(dir)),
       options_(options),
       identity_(std::move(identity)),
@@ -173,6 +228,8 @@ ReplicaCore::ReplicaCore(std::string dir, const ReplicaOptions& options,
       store_(std::move(store)),
       owned_clock_(std::move(owned_clock)),
       clock_(options.clock != nullptr ? options.clock : owned_clock_.get()),
+      owned_boot_clock_(std::move(owned_boot_clock)),
+      boot_clock_(options.boot_clock != nullptr ? options.boot_clock : owned_boot_clock_.get()),
       partials_(kPartialTransfersMax, 2 * transport::kBatchBytesMax) {}
 
 ReplicaCore::~ReplicaCore() = default;
@@ -285,10 +342,11 @@ absl::StatusOr<CommitInfo> ReplicaCore::Commit(absl::string_view document,
                                                const std::vector<PendingMutation>& mutations) {
   if (absl::Status s = transport::ValidateDocumentId(document); !s.ok()) return s;
   if (absl::Status s = CheckUsable(); !s.ok()) return s;
+  if (!copied_.empty()) return absl::FailedPreconditionError(copied_);
   CommitInfo info;
   Change change;
   std::string sealed;
-  ClockAdapter wall(clock_);
+  bool suspect = false;
   absl::Status s = store_->Write([&](StoreTxn& txn) -> absl::Status {
     info = CommitInfo();
     absl::StatusOr<DocumentRecord> doc = txn.GetOrCreateDocument(document);
@@ -298,10 +356,19 @@ absl::StatusOr<CommitInfo> ReplicaCore::Commit(absl::string_view document,
     // the causal context, which other authors' batches may claim into.
     absl::StatusOr<crdt::RangeSet> own = txn.Coverage(doc->num, self());
     if (!own.ok()) return own.status();
+    ClockReading reading;
+    absl::StatusOr<GuardedWall> guarded = LocalWall(txn, &reading);
+    if (!guarded.ok()) return guarded.status();
+    suspect = guarded->suspect;
+    FixedWall wall(guarded->wall_ms);
     TxnHighWater high_water(&txn);
     crdt::HybridClock hlc_clock(&wall);
     absl::StatusOr<uint64_t> hlc = hlc_clock.Next(&high_water);
     if (!hlc.ok()) return hlc.status();
+    if (absl::Status ms = txn.SetClockMark(ClockMark{*hlc, reading.boot_ms, reading.boot_id});
+        !ms.ok()) {
+      return ms;
+    }
     const uint64_t first = own->Max() + 1;
     crdt::TransactionBuilder builder(&state, self(), first, *hlc);
     for (const PendingMutation& m : mutations) {
@@ -337,6 +404,7 @@ absl::StatusOr<CommitInfo> ReplicaCore::Commit(absl::string_view document,
     sealed = *std::move(batch);
     return absl::OkStatus();
   });
+  if (suspect) counters_.clock_suspect_readings.fetch_add(1, std::memory_order_relaxed);
   if (IsNothingToWrite(s)) return CommitInfo();
   if (!s.ok()) return Note(s);
   counters_.commits.fetch_add(1, std::memory_order_relaxed);
@@ -649,13 +717,18 @@ absl::Status ReplicaCore::JoinAndLog(StoreTxn& txn, DocumentRecord& doc, Documen
   }
   out->written = true;
   // A received time raises this replica's clock at most to its own wall
-  // clock plus the allowed skew: one device's clock glitch does not spread.
+  // clock (guarded against its own glitches) plus the allowed skew: one
+  // device's clock glitch does not spread.
+  ClockReading reading;
+  absl::StatusOr<GuardedWall> guarded = LocalWall(txn, &reading);
+  if (!guarded.ok()) return guarded.status();
   TxnHighWater high_water(&txn);
-  ClockAdapter wall(clock_);
+  FixedWall wall(guarded->wall_ms);
   crdt::HybridClock hlc_clock(&wall);
   const uint64_t ceiling =
-      crdt::HlcFromMillis(std::min<uint64_t>(clock_->NowMillis() + options_.future_skew_max_ms,
+      crdt::HlcFromMillis(std::min<uint64_t>(guarded->wall_ms + options_.future_skew_max_ms,
                                              uint64_t{1} << 47));
+  out->beyond_skew = batch.header.hlc > ceiling;
   if (absl::Status hs = hlc_clock.Observe(&high_water, std::min(batch.header.hlc, ceiling));
       !hs.ok()) {
     return hs;
@@ -1020,6 +1093,7 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch) {
       counters_.batches_applied.fetch_add(1, std::memory_order_relaxed);
       counters_.bytes_applied.fetch_add(batch.bytes.size(), std::memory_order_relaxed);
       if (result.equivocation) counters_.equivocations.fetch_add(1, std::memory_order_relaxed);
+      if (joined.beyond_skew) counters_.batches_beyond_skew.fetch_add(1, std::memory_order_relaxed);
       break;
     case ApplyOutcome::kDuplicate:
       counters_.batches_duplicate.fetch_add(1, std::memory_order_relaxed);
@@ -1310,6 +1384,8 @@ ReplicaStats ReplicaCore::stats() const {
   s.compactions = counters_.compactions.load();
   s.bytes_applied = counters_.bytes_applied.load();
   s.bytes_authored = counters_.bytes_authored.load();
+  s.clock_suspect_readings = counters_.clock_suspect_readings.load();
+  s.batches_beyond_skew = counters_.batches_beyond_skew.load();
   return s;
 }
 

@@ -31,6 +31,7 @@
 #include "crdt/compact_codec.h"
 #include "crdt/delta.h"
 #include "crdt/hlc.h"
+#include "lib/replica/clock_guard.h"
 #include "crdt/join.h"
 #include "edgesync/types.h"
 #include "absl/container/flat_hash_map.h"
@@ -81,6 +82,9 @@ class ReplicaCore {
   const ReplicaOptions& options() const { return options_; }
   ReplicaStore& store() { return *store_; }
   uint64_t NowMillis() { return clock_->NowMillis(); }
+  // Why this replica refuses commits because its store was copied from
+  // elsewhere; "" if it was not.
+  const std::string& copied() const { return copied_; }
 
   absl::Status Trust(const crdt::AuthorKey& key);
   absl::StatusOr<std::vector<crdt::AuthorKey>> TrustedKeys();
@@ -169,10 +173,23 @@ class ReplicaCore {
     std::atomic<uint64_t> compactions{0};
     std::atomic<uint64_t> bytes_applied{0};
     std::atomic<uint64_t> bytes_authored{0};
+    std::atomic<uint64_t> clock_suspect_readings{0};
+    std::atomic<uint64_t> batches_beyond_skew{0};
   };
 
   ReplicaCore(std::string dir, const ReplicaOptions& options, transport::SigningKey identity,
-              std::unique_ptr<ReplicaStore> store, std::unique_ptr<WallClock> owned_clock);
+              std::unique_ptr<ReplicaStore> store, std::unique_ptr<WallClock> owned_clock,
+              std::unique_ptr<BootClock> owned_boot_clock);
+
+  // Records the store's location on its first open; sets copied_ if it
+  // recorded another one (lib/replica/store_location.h).
+  absl::Status CheckLocation();
+  // Records the clocks at the first open in a boot, so that even the first
+  // local write of the boot has a reading to be compared with.
+  absl::Status MarkBoot();
+  // The wall time a local write is stamped with in `txn`, and the clocks
+  // read for it (lib/replica/clock_guard.h).
+  absl::StatusOr<GuardedWall> LocalWall(StoreTxn& txn, ClockReading* reading);
 
   // What JoinAndLog did.
   struct JoinOutcome {
@@ -181,6 +198,7 @@ class ReplicaCore {
     bool written = false;        // the transaction has something to commit
     bool coverage_grew = false;
     bool equivocation = false;  // it proved one: the document was rebuilt
+    bool beyond_skew = false;   // stamped beyond wall + future_skew_max_ms
     std::vector<Change> changes;
   };
   // A stored batch disagreeing with a received one.
@@ -281,6 +299,10 @@ class ReplicaCore {
   std::unique_ptr<ReplicaStore> store_;
   std::unique_ptr<WallClock> owned_clock_;
   WallClock* clock_;
+  std::unique_ptr<BootClock> owned_boot_clock_;
+  BootClock* boot_clock_;
+  // Non-empty when the store was copied from elsewhere: why commits fail.
+  std::string copied_;
   Counters counters_;
   transport::PartialTransfers partials_;
   ProofCandidates proof_candidates_;

@@ -16,6 +16,8 @@ namespace {
 constexpr absl::string_view kMetaFormat = "format";
 constexpr absl::string_view kMetaPublicKey = "public_key";
 constexpr absl::string_view kMetaHlc = "hlc";
+constexpr absl::string_view kMetaClock = "clock";
+constexpr absl::string_view kMetaLocation = "location";
 // Changes kept in the feed, and paths kept per change.
 constexpr uint64_t kChangesKept = 10000;
 constexpr size_t kChangePathsKept = 256;
@@ -179,6 +181,50 @@ absl::StatusOr<uint64_t> StoreTxn::HlcHighWater() {
 
 absl::Status StoreTxn::SetHlcHighWater(uint64_t hlc) {
   return write().Put(dbs_.meta, kMetaHlc, U64Value(hlc));
+}
+
+absl::StatusOr<std::optional<ClockMark>> StoreTxn::GetClockMark() {
+  absl::StatusOr<std::optional<std::string>> v = GetCopy(dbs_.meta, kMetaClock);
+  if (!v.ok()) return v.status();
+  if (!v->has_value()) return std::optional<ClockMark>();
+  FieldReader in(**v);
+  ClockMark m;
+  m.hlc = in.U64();
+  m.boot_ms = in.U64();
+  m.boot_id = std::string(in.Rest());
+  if (!in.ok() || m.boot_id.size() > kBootIdBytesMax) return Damaged("clock");
+  return std::optional<ClockMark>(std::move(m));
+}
+
+absl::Status StoreTxn::SetClockMark(const ClockMark& mark) {
+  ES_CHECK(mark.boot_id.size() <= kBootIdBytesMax);
+  std::string v;
+  AppendU64(&v, mark.hlc);
+  AppendU64(&v, mark.boot_ms);
+  v += mark.boot_id;
+  return write().Put(dbs_.meta, kMetaClock, v);
+}
+
+absl::StatusOr<std::optional<StoreLocation>> StoreTxn::GetLocation() {
+  absl::StatusOr<std::optional<std::string>> v = GetCopy(dbs_.meta, kMetaLocation);
+  if (!v.ok()) return v.status();
+  if (!v->has_value()) return std::optional<StoreLocation>();
+  FieldReader in(**v);
+  StoreLocation l;
+  l.device = in.U64();
+  l.inode = in.U64();
+  l.machine_id = std::string(in.Rest());
+  if (!in.ok() || l.machine_id.size() > kMachineIdBytesMax) return Damaged("location");
+  return std::optional<StoreLocation>(std::move(l));
+}
+
+absl::Status StoreTxn::SetLocation(const StoreLocation& location) {
+  ES_CHECK(location.machine_id.size() <= kMachineIdBytesMax);
+  std::string v;
+  AppendU64(&v, location.device);
+  AppendU64(&v, location.inode);
+  v += location.machine_id;
+  return write().Put(dbs_.meta, kMetaLocation, v);
 }
 
 absl::StatusOr<std::optional<uint32_t>> StoreTxn::FindAuthor(const crdt::AuthorKey& key) {

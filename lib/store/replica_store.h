@@ -32,6 +32,24 @@ namespace edgesync::internal {
 // `inert_claims`; a format-1 store is migrated on open (ReplicaCore).
 inline constexpr uint32_t kStoreFormatVersion = 2;
 
+// Meta "clock": the last local HLC time taken, and the boot and boot-clock
+// reading it was taken at.
+struct ClockMark {
+  uint64_t hlc = 0;
+  uint64_t boot_ms = 0;
+  std::string boot_id;  // at most kBootIdBytesMax; "" = unknown
+};
+inline constexpr size_t kBootIdBytesMax = 64;
+
+// Meta "location": the machine and the data file a store lives in.
+struct StoreLocation {
+  std::string machine_id;  // at most kMachineIdBytesMax; "" = unknown
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  bool operator==(const StoreLocation&) const = default;
+};
+inline constexpr size_t kMachineIdBytesMax = 64;
+
 // The named databases. Thread-compatible value type.
 struct StoreDbs {
   Dbi meta;
@@ -143,6 +161,14 @@ class StoreTxn {
   // meta
   absl::StatusOr<uint64_t> HlcHighWater();
   absl::Status SetHlcHighWater(uint64_t hlc);
+  // The last local time taken (lib/replica/clock_guard.h); nullopt before
+  // the first one.
+  absl::StatusOr<std::optional<ClockMark>> GetClockMark();
+  absl::Status SetClockMark(const ClockMark& mark);
+  // Where the store was last opened for writing (lib/replica/store_location.h);
+  // nullopt for a store that never recorded one.
+  absl::StatusOr<std::optional<StoreLocation>> GetLocation();
+  absl::Status SetLocation(const StoreLocation& location);
 
   // authors: interned as 32-bit numbers
   absl::StatusOr<std::optional<uint32_t>> FindAuthor(const crdt::AuthorKey& key);

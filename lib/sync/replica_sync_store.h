@@ -34,6 +34,8 @@ class ReplicaSyncStore : public transport::SyncStore {
   absl::StatusOr<uint64_t> ChangeSeq() override { return core_->ChangeSeq(); }
   absl::Status EnsureDurable() override { return core_->EnsureDurable(); }
   transport::PartialTransfers& partials() override { return core_->partials(); }
+  uint64_t WallMillis() override { return core_->NowMillis(); }
+  uint64_t ClockSkewMaxMs() override { return core_->options().future_skew_max_ms; }
 
  private:
   // Plans the stored batches of `author` that would replace some of the

@@ -37,6 +37,7 @@ SessionStats ToPublic(const transport::SessionStats& s) {
   out.batches_rejected = s.batches_rejected;
   out.batches_withheld = s.batches_withheld;
   out.rounds_idle = s.rounds_idle;
+  out.peer_clock_skewed = s.peer_clock_skewed;
   return out;
 }
 
@@ -66,7 +67,14 @@ absl::Status Session::failure() const { return core_->session_->failure(); }
 std::vector<std::string> Session::mismatched_documents() const {
   return core_->session_->mismatched_documents();
 }
-SessionStats Session::stats() const { return ToPublic(core_->session_->stats()); }
+SessionStats Session::stats() const {
+  SessionStats out = ToPublic(core_->session_->stats());
+  if (std::optional<int64_t> offset = core_->session_->peer_clock_offset_ms(); offset.has_value()) {
+    out.peer_clock_known = true;
+    out.peer_clock_offset_ms = *offset;
+  }
+  return out;
+}
 void Session::RequestRound() { core_->session_->RequestRound(); }
 
 absl::StatusOr<LocalSyncResult> SyncLocal(Replica& a, Replica& b, const SessionOptions& options) {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "absl/strings/match.h"
 #include "lib/test_util/temp_dir.h"
 #include "tests/replica/path_bomb.h"
@@ -394,6 +396,53 @@ TEST(SessionTest, ManyAuthorsFitSmallMessages) {
       EXPECT_EQ(*hub->document(id).Digest(), *b->document(id).Digest()) << id;
     }
   }
+}
+
+// Milliseconds since the Unix epoch, plus a fixed offset.
+class OffsetClock : public WallClock {
+ public:
+  explicit OffsetClock(int64_t offset_ms) : offset_ms_(offset_ms) {}
+  uint64_t NowMillis() override {
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    return static_cast<uint64_t>(now + offset_ms_);
+  }
+
+ private:
+  int64_t offset_ms_;
+};
+
+TEST(SessionTest, APeerWhoseClockIsBeyondTheSkewWindowIsReported) {
+  constexpr int64_t kMinute = 60 * 1000;
+  TempDir dir;
+  OffsetClock ahead(10 * kMinute);  // beyond the default 5-minute window
+  OffsetClock behind(-kMinute);
+  ReplicaOptions oa;
+  oa.clock = &ahead;
+  ReplicaOptions ob;
+  ob.clock = &behind;
+  std::unique_ptr<Replica> a = *Replica::Open(dir.path() + "/a", oa);
+  std::unique_ptr<Replica> b = *Replica::Open(dir.path() + "/b", ob);
+  std::unique_ptr<Replica> c = *Replica::Open(dir.path() + "/c");
+  ASSERT_TRUE(a->document("d").Put("/x", "1").ok());
+
+  absl::StatusOr<LocalSyncResult> skewed = SyncLocal(*a, *c);
+  ASSERT_TRUE(skewed.ok()) << skewed.status();
+  EXPECT_GE(skewed->a.peer_clock_skewed, 1u);
+  EXPECT_GE(skewed->b.peer_clock_skewed, 1u);
+  ASSERT_TRUE(skewed->a.peer_clock_known);
+  ASSERT_TRUE(skewed->b.peer_clock_known);
+  // Transit in one process takes well under a minute.
+  EXPECT_NEAR(skewed->a.peer_clock_offset_ms, -10 * kMinute, kMinute);
+  EXPECT_NEAR(skewed->b.peer_clock_offset_ms, 10 * kMinute, kMinute);
+
+  // A minute apart is within the window: known, not reported.
+  absl::StatusOr<LocalSyncResult> fine = SyncLocal(*b, *c);
+  ASSERT_TRUE(fine.ok()) << fine.status();
+  EXPECT_EQ(fine->a.peer_clock_skewed + fine->b.peer_clock_skewed, 0u);
+  ASSERT_TRUE(fine->a.peer_clock_known);
+  EXPECT_NEAR(fine->a.peer_clock_offset_ms, kMinute, kMinute / 2);
 }
 
 }  // namespace

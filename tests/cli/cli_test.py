@@ -9,12 +9,29 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 BINARY = None  # set from argv in main
+
+
+def kernel_clock_synchronised():
+    """Whether adjtimex(2) reports the clock synchronised (as the replica asks)."""
+    import ctypes
+    TIME_ERROR, STA_UNSYNC = 5, 0x40
+
+    class Timex(ctypes.Structure):  # struct timex: modes, then longs; status is the 7th field
+        _fields_ = [("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
+                    ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long),
+                    ("status", ctypes.c_int), ("rest", ctypes.c_long * 32)]
+
+    tx = Timex()
+    state = ctypes.CDLL(None, use_errno=True).adjtimex(ctypes.byref(tx))
+    return state not in (-1, TIME_ERROR) and not tx.status & STA_UNSYNC
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -71,6 +88,47 @@ class Cli(unittest.TestCase):
         text = self.out("digest", d, doc)
         self.assertRegex(text, r"^[0-9a-f]{64}\n$")
         return text
+
+    # --------------------------------------------------------- clock, copies
+
+    def test_a_put_during_a_wall_clock_glitch_does_not_stamp_later_writes_ahead(self):
+        if shutil.which("faketime") is None:
+            self.skipTest("faketime is not installed (tools/install-deps.sh installs it)")
+        if kernel_clock_synchronised():
+            self.skipTest("the kernel reports its clock synchronised, so a jump is believed")
+        a, _ = self.replica("a")
+        self.out("put", a, "d", "/before", "1")
+        env = dict(os.environ, FAKETIME_DONT_FAKE_MONOTONIC="1")
+        p = subprocess.run(["faketime", "-f", "+365d", BINARY, "put", a, "d", "/glitch", "2"],
+                           capture_output=True, text=True, timeout=30, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stderr, "^edgesync: put: warning: the wall clock is further ahead")
+        self.out("put", a, "d", "/after", "3")
+        self.out("put", a, "e", "/after", "4")
+        now_ms = time.time() * 1000
+        last = [l for l in self.out("status", a).splitlines() if l.startswith("last time")]
+        self.assertEqual(len(last), 1)
+        last_ms = int(last[0].split()[2])
+        self.assertLess(abs(last_ms - now_ms), 10 * 60 * 1000,
+                        f"the last write is stamped {(last_ms - now_ms) / 86400000:.1f} days off")
+        self.assertEqual(self.out("get", a, "d"), '{"after":3,"before":1,"glitch":2}\n')
+
+    def test_a_copied_replica_refuses_to_write_and_the_original_keeps_writing(self):
+        a, _ = self.replica("a")
+        self.out("put", a, "d", "/x", "1")
+        copy = self.path("a2")
+        subprocess.run(["cp", "-a", a, copy], check=True)
+        self.fails("put", copy, "d", "/x", "2",
+                   line=r"put: the store in .* was copied from elsewhere .*a copy must not write "
+                        r"with the same key.*edgesync init NEWDIR")
+        self.assertEqual(self.out("get", copy, "d"), '{"x":1}\n')
+        self.out("put", a, "d", "/x", "3")
+        self.assertEqual(self.out("get", a, "d"), '{"x":3}\n')
+        # mv keeps the data file's inode: the moved replica keeps writing.
+        moved = self.path("moved")
+        os.rename(a, moved)
+        self.out("put", moved, "d", "/x", "4")
+        self.assertEqual(self.out("get", moved, "d"), '{"x":4}\n')
 
     # -------------------------------------------------------------- replica
 

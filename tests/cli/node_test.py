@@ -330,7 +330,8 @@ class NodeCli(unittest.TestCase):
         self.assertEqual(lines[9], "equivocations  0")
         self.assertRegex(lines[10], r"^changes        3 ")
         self.assertRegex(lines[11], r"^store          [0-9.]+ [KM]iB used, map ")
-        self.assertEqual(len(lines), 12)
+        self.assertRegex(lines[12], r"^last time      [1-9][0-9]{12} \(ms since the epoch")
+        self.assertEqual(len(lines), 13)
         self.fails("status", self.path("missing"), line="status: no replica in")
 
 

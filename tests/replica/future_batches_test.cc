@@ -74,6 +74,7 @@ TEST_F(FutureBatchesTest, AYearAheadIsAppliedAndOverwrittenByALaterLocalWrite) {
   ASSERT_TRUE(b.ok()) << b.status();
   ApplyReport rep = r->ApplyBatches({*b});
   EXPECT_EQ(rep.applied, 1u);
+  EXPECT_EQ(r->stats().batches_beyond_skew, 1u);
   EXPECT_EQ(MustGet(r->document(kDoc), "/k"), "\"future\"");
   // The receiver observed the value: its own later write replaces it by
   // dots, whatever the times say.

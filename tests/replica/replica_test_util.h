@@ -28,6 +28,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -252,6 +253,31 @@ class FakeClock : public WallClock {
 
  private:
   std::atomic<uint64_t> ms_;
+};
+
+// A boot clock the test moves by hand, apart from the wall clock (as a GPS
+// or RTC fault moves only the wall clock).
+class FakeBootClock : public BootClock {
+ public:
+  uint64_t BootMillis() override { return ms_.load(); }
+  std::string BootId() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return boot_id_;
+  }
+  bool WallSynchronized() override { return synchronized_.load(); }
+  void Advance(uint64_t ms) { ms_.fetch_add(ms); }
+  void Reboot(std::string boot_id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    boot_id_ = std::move(boot_id);
+    ms_.store(1000);
+  }
+  void SetSynchronized(bool synchronized) { synchronized_.store(synchronized); }
+
+ private:
+  std::atomic<uint64_t> ms_{1000};
+  std::atomic<bool> synchronized_{false};
+  std::mutex mu_;
+  std::string boot_id_ = "boot-1";
 };
 
 inline uint64_t SystemMillis() {

@@ -28,6 +28,8 @@ uint64_t SimClock::NowMillis() {
   return t < 1 ? 1 : static_cast<uint64_t>(t);
 }
 
+uint64_t SimClock::BootMillis() { return queue_->now_us() / tsim::kMicrosPerMilli; }
+
 std::string MakeIdentity(const std::string& dir, tsim::Random& rng) {
   std::filesystem::create_directories(dir);
   const std::string seed = rng.Bytes(crypto_sign_SEEDBYTES);
@@ -77,6 +79,7 @@ absl::StatusOr<TrustedReplicas> OpenTrustedReplicas(const std::string& dir, int 
     ReplicaOptions o;
     o.durability = Durability::kFast;
     o.clock = out.clocks.back().get();
+    o.boot_clock = out.clocks.back().get();
     absl::StatusOr<std::unique_ptr<Replica>> opened = Replica::Open(replica_dir, o);
     if (!opened.ok()) return opened.status();
     out.replicas.push_back(*std::move(opened));

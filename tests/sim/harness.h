@@ -28,14 +28,21 @@ namespace edgesync::sim {
 
 // Simulated wall time starts here (Nov 2023), so HLC times look real.
 inline constexpr uint64_t kEpochMs = 1700000000000;
+inline constexpr int64_t kYearMs = int64_t{365} * 24 * 3600 * 1000;
 
-// A wall clock reading the simulation's time, shifted by skew_ms.
+// A wall clock reading the simulation's time, shifted by skew_ms, and the
+// boot clock beside it.
 // Thread-confined to its simulation.
-class SimClock : public WallClock {
+class SimClock : public WallClock, public BootClock {
  public:
   // `queue` must outlive the clock.
   explicit SimClock(const transport::sim::EventQueue* queue) : queue_(queue) {}
   uint64_t NowMillis() override;
+  // The boot clock: simulated time, unskewed, one boot for the whole run
+  // (a crash restarts the process, not the machine), never synchronised.
+  uint64_t BootMillis() override;
+  std::string BootId() override { return "sim"; }
+  bool WallSynchronized() override { return false; }
 
   int64_t skew_ms = 0;
 

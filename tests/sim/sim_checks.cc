@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/strings/match.h"
+#include "crdt/hlc.h"
 #include "tests/sim/simulation_internal.h"
 
 namespace edgesync::sim {
@@ -264,6 +265,23 @@ void Simulation::Check() {
       model_.Check(who, doc, nlohmann::json::parse(*json), nlohmann::json::parse(*conflicts),
                    &failures);
       for (const std::string& f : failures) Fail(f);
+    }
+    // The clocks agree now: no replica may be left stamping writes far
+    // ahead (a year, after a year jump). (Nothing holds batches for time:
+    // format 2 applies them at once.)
+    uint64_t high_water = 0;
+    absl::Status hs = n.replica->core().store().Read([&](internal::StoreTxn& txn) {
+      absl::StatusOr<uint64_t> h = txn.HlcHighWater();
+      if (!h.ok()) return h.status();
+      high_water = *h;
+      return absl::OkStatus();
+    });
+    const uint64_t bound_ms = n.clock->NowMillis() + 3 * config_.future_skew_max_ms;
+    if (!hs.ok()) {
+      Fail(absl::StrCat(who, ": reading the clock's high-water mark: ", hs.ToString()));
+    } else if (crdt::HlcMillis(high_water) > bound_ms) {
+      Fail(absl::StrCat(who, ": its clock is ", crdt::HlcMillis(high_water) - bound_ms,
+                        " ms beyond wall + 3 skew windows"));
     }
     absl::StatusOr<VersionVectors> vv = n.replica->GetVersionVectors();
     if (!vv.ok()) {

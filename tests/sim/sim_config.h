@@ -69,7 +69,8 @@ struct Config {
   std::vector<PartitionPlan> partitions;
   int crashes = 0;
   // Clocks start skewed within the window; jumps move them (some beyond
-  // the window, with chance beyond_window).
+  // the window, with chance beyond_window; a quarter of those a year ahead,
+  // the boot clock unmoved, as a GPS or RTC fault does).
   bool skew = false;
   int clock_jumps = 0;
   double beyond_window = 0;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "tests/sim/simulation_internal.h"
+#include "tests/sim/workload.h"
 #include "transport/capnp_util.h"
 #include "transport/sync.capnp.h"
 
@@ -75,15 +76,31 @@ void Simulation::Jump(int id, bool beyond) {
     const int64_t far = w + static_cast<int64_t>(beyond_ms);
     skew = fault_rng_.Chance(0.6) ? far : -far;
     ++jumps_beyond_;
-    const uint64_t until_us = fault_rng_.LogRange(
+    // A GPS or RTC fault: a year ahead, the boot clock unmoved. The guard
+    // stamps the replica's writes from its boot clock meanwhile, so no wait
+    // for clocks to catch up is needed (max_skew_ahead_ms_ stays).
+    const bool year = fault_rng_.Chance(0.25);
+    if (year) {
+      skew = kYearMs;
+      ++jumps_year_;
+    }
+    uint64_t until_us = fault_rng_.LogRange(
         kMicrosPerMilli, std::max<uint64_t>(2 * kMicrosPerMilli, config_.duration_us / 10));
+    if (year) {
+      // Long enough for the node to write meanwhile (ScheduleWrite spaces
+      // a node's writes by at most twice the mean), as in the field.
+      const double txns = config_.writes_per_node / kOrdinaryTransactionSizeMean;
+      const auto mean_us =
+          static_cast<uint64_t>(static_cast<double>(config_.duration_us) / txns);
+      until_us = std::max(until_us, 4 * mean_us);
+    }
     queue_.After(until_us, [this, id] { Jump(id, false); });
   } else {
     skew = static_cast<int64_t>(fault_rng_.Uniform(static_cast<uint64_t>(w * 4 / 5))) - w * 2 / 5;
   }
   Log("node ", id, " clock jumps ", n.clock->skew_ms, "ms -> ", skew, "ms");
   n.clock->skew_ms = skew;
-  max_skew_ahead_ms_ = std::max(max_skew_ahead_ms_, skew);
+  if (skew != kYearMs) max_skew_ahead_ms_ = std::max(max_skew_ahead_ms_, skew);
   ++jumps_;
 }
 

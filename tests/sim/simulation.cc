@@ -45,6 +45,7 @@ void Simulation::OpenReplica(Node& n) {
   o.future_skew_max_ms = config_.future_skew_max_ms;
   o.auto_compact = config_.auto_compact;
   o.clock = n.clock.get();
+  o.boot_clock = n.clock.get();
   absl::StatusOr<std::unique_ptr<Replica>> r = Replica::Open(n.dir, o);
   if (!r.ok()) {
     Fail(absl::StrCat("node ", n.id, ": open failed: ", r.status().ToString()));
@@ -312,7 +313,8 @@ std::string Simulation::Summary(const SimResult& result, uint64_t chaos_us,
   std::string s = absl::StrFormat(
       "  writes: %d txns acked (%d mutations), %d aborted by crashes, %d commits failed, %d "
       "pushes\n"
-      "  faults: %d crashes, %d partitions, %d clock jumps (%d beyond the window), %d held "
+      "  faults: %d crashes, %d partitions, %d clock jumps (%d beyond the window, %d a year "
+      "ahead), %d held "
       "batches; "
       "net %d msgs delivered, %d dropped, %d duplicated, %d reordered, %d stalled, %d resets, "
       "%d partition cuts, %d refused dials\n"
@@ -322,7 +324,7 @@ std::string Simulation::Summary(const SimResult& result, uint64_t chaos_us,
       "  converge: %d rounds, %d bytes, %d messages after the heal (chaos lasted %s)\n"
       "  trace %016x: %s\n",
       model_.transactions(), model_.mutations(), aborted_txns_, commits_failed_, pushes_, crashes_,
-      partitions_started_, jumps_, jumps_beyond_, total.batches_held, ns.messages_delivered,
+      partitions_started_, jumps_, jumps_beyond_, jumps_year_, total.batches_held, ns.messages_delivered,
       ns.dropped, ns.duplicated, ns.reordered, ns.stalled, ns.resets, ns.partition_cuts,
       ns.connects_refused, absl::StrJoin(failures_by_code, ", "), mismatched_rounds_, stalls_reset_,
       outsider_writes_, junk_sent_, total.rejected_untrusted, total.rejected_bad_signature,

@@ -189,6 +189,7 @@ class Simulation : public tsim::NetworkObserver {
   uint64_t partitions_started_ = 0;
   uint64_t jumps_ = 0;
   uint64_t jumps_beyond_ = 0;
+  uint64_t jumps_year_ = 0;  // beyond jumps a year ahead (a GPS or RTC fault)
   uint64_t stalls_reset_ = 0;
   uint64_t mismatched_rounds_ = 0;
   uint64_t pushes_ = 0;
