@@ -686,12 +686,24 @@ absl::Status ReplicaCore::JoinAndLog(StoreTxn& txn, DocumentRecord& doc, Documen
                       &out->changes);
   }
   // Stored batches of this author inside the new one's range are
-  // superseded by it (a compaction arrived).
+  // superseded by it (a compaction arrived). A duplicate with exactly a
+  // stored batch's range replaces it only if smaller (equal sizes: lower
+  // bytes): for a fixed dot range a later compaction keeps a subset of the
+  // live rows, so the log never regresses to an older compaction, and
+  // replicas that swap their versions in a session end holding the same
+  // one (docs/crdt.md).
   std::vector<LogEntry> inside;
-  bool stored_already = false;
+  bool stored_as_good = false;
+  const absl::string_view incoming(batch.bytes);
   absl::Status ls = txn.ForEachLog(doc.num, author, batch.header.seq_first, batch.header.seq_last,
                                    [&](const LogEntry& e) {
-                                     if (e.bytes == batch.bytes) stored_already = true;
+                                     if (e.first == batch.header.seq_first &&
+                                         e.last == batch.header.seq_last &&
+                                         (e.bytes.size() != incoming.size()
+                                              ? e.bytes.size() < incoming.size()
+                                              : e.bytes <= incoming)) {
+                                       stored_as_good = true;
+                                     }
                                      if (e.first >= batch.header.seq_first &&
                                          e.last <= batch.header.seq_last) {
                                        inside.push_back(e);
@@ -703,18 +715,7 @@ absl::Status ReplicaCore::JoinAndLog(StoreTxn& txn, DocumentRecord& doc, Documen
   for (const LogEntry& e : inside) superseded.push_back(e.key);
   const bool state_news = out->joined.state_changed() || out->joined.context_changed;
   out->duplicate = covered && !state_news;
-  // Of two batches of one range (compactions of different times), the log
-  // keeps the smaller, the lower bytes breaking a tie: a log never
-  // regresses to an older compaction, and replicas that swap theirs in a
-  // session end holding the same one.
-  const bool keeps_stored = std::any_of(inside.begin(), inside.end(), [&](const LogEntry& e) {
-    return e.first == batch.header.seq_first && e.last == batch.header.seq_last &&
-           (e.bytes.size() != batch.bytes.size() ? e.bytes.size() < batch.bytes.size()
-                                                 : e.bytes <= absl::string_view(batch.bytes));
-  });
-  if (out->duplicate && (stored_already || superseded.empty() || keeps_stored)) {
-    return absl::OkStatus();
-  }
+  if (out->duplicate && (stored_as_good || superseded.empty())) return absl::OkStatus();
   out->written = true;
   // A received time raises this replica's clock at most to its own wall
   // clock (guarded against its own glitches) plus the allowed skew: one

@@ -234,6 +234,51 @@ TEST(AutoCompactionTest, OwnLogStaysLogarithmic) {
 }
 
 
+// Two compactions of one seq range: A's explicit compaction of seqs 1..3,
+// then, after seq 4 deleted /a, a cut of 1..3 as a sync sends it, which no
+// longer holds /a. A receiver holding the newer one keeps it when the older
+// arrives (a duplicate); one holding the older upgrades to the newer.
+TEST(SupersessionTest, DuplicateOfEqualRangeNeverRegressesTheLog) {
+  ScratchDir dir;
+  ReplicaOptions options;
+  options.durability = Durability::kFast;
+  options.auto_compact = false;
+  auto a = MustOpen(dir.Sub("a"), options);
+  Document d = a->document(kDoc);
+  ES_ASSERT_OK(d.Put("/a", "\"" + std::string(200, 'x') + "\""));
+  ES_ASSERT_OK(d.Put("/b", "2"));
+  ES_ASSERT_OK(d.Put("/c", "3"));
+  ES_ASSERT_OK(d.Compact());
+  const std::vector<std::string> older = SplitByAuthor(ExportAll(*a, dir.Sub("older.bundle")),
+                                                       a->public_key_hex()).own;
+  ASSERT_EQ(older.size(), 1u);
+  ES_ASSERT_OK(d.Delete("/a"));
+  absl::StatusOr<std::string> newer = a->core().CutOwnRange(kDoc, 1, 3);
+  ASSERT_TRUE(newer.ok()) << newer.status();
+  ASSERT_LT(newer->size(), older[0].size());
+
+  auto keeps = MustOpen(dir.Sub("keeps"), options);
+  ES_ASSERT_OK(keeps->Trust(a->public_key_hex()));
+  ASSERT_EQ(keeps->ApplyBatches({*newer}).applied, 1u);
+  ApplyReport again = keeps->ApplyBatches({older[0]});
+  EXPECT_EQ(again.duplicate, 1u);
+  const std::vector<std::string> kept = ExportAll(*keeps, dir.Sub("keeps.bundle"));
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].size(), newer->size()) << "the older compaction replaced the newer one";
+  EXPECT_TRUE(kept[0] == *newer);
+  EXPECT_EQ(MustGet(keeps->document(kDoc)), "{\"b\":2,\"c\":3}");
+
+  auto upgrades = MustOpen(dir.Sub("upgrades"), options);
+  ES_ASSERT_OK(upgrades->Trust(a->public_key_hex()));
+  ASSERT_EQ(upgrades->ApplyBatches({older[0]}).applied, 1u);
+  ASSERT_EQ(upgrades->ApplyBatches({*newer}).rejected, 0u);
+  const std::vector<std::string> upgraded = ExportAll(*upgrades, dir.Sub("upgrades.bundle"));
+  ASSERT_EQ(upgraded.size(), 1u);
+  EXPECT_TRUE(upgraded[0] == *newer) << upgraded[0].size() << " bytes, not " << newer->size();
+  EXPECT_EQ(MustDigest(upgrades->document(kDoc)), MustDigest(keeps->document(kDoc)));
+}
+
+
 // Random multi-author histories with everything that reshapes logs: local
 // commits, full and only-missing bundle exchanges (relays included),
 // manual compactions on top of auto-compaction, and cuts of an author's
