@@ -1,7 +1,10 @@
 // Replica throughput (issue "The replica"): local commits per second with
 // one mutation per transaction (kDurable and kFast) and with 1,000
 // mutations per transaction; remote batches applied per second (signature
-// verification included); bytes of the batch a one-key counter write makes;
+// verification included); SetAdd and SetRemove, one member per commit, on
+// sets of 1,000 and 300,000 members; one-key commit latency while a merge
+// of two ~7 MiB tiers is due; bytes of the batch a one-key counter write
+// makes;
 // and, in the same run for comparison, raw LMDB with one put per synced
 // commit (default flags).
 //
@@ -16,11 +19,13 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -92,6 +97,103 @@ void BM_CommitOneMutation(benchmark::State& state) {
   state.SetLabel(options.durability == Durability::kDurable ? "kDurable, commits/s" : "kFast, commits/s");
 }
 BENCHMARK(BM_CommitOneMutation)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// A set of state.range(0) integer members 0..n-1 at /s, written in one
+// commit (kFast: disk does not dominate).
+std::unique_ptr<Replica> OpenWithSet(const BenchDir& dir, int64_t members) {
+  ReplicaOptions options;
+  options.durability = Durability::kFast;
+  auto r = OpenOrAbort(dir.path() + "/r", options);
+  std::string json = "[";
+  for (int64_t i = 0; i < members; ++i) absl::StrAppend(&json, i == 0 ? "" : ",", i);
+  json += "]";
+  if (absl::Status s = r->document("bench").Put("/s", json); !s.ok()) {
+    std::fprintf(stderr, "Put: %s\n", s.ToString().c_str());
+    std::abort();
+  }
+  return r;
+}
+
+// One SetAdd of a new member per commit into a set of state.range(0)
+// members: its cost must follow log(members), not members.
+void BM_SetAddPerCommit(benchmark::State& state) {
+  BenchDir dir;
+  auto r = OpenWithSet(dir, state.range(0));
+  Document d = r->document("bench");
+  int64_t next = state.range(0);
+  for (auto _ : state) {
+    if (absl::Status s = d.SetAdd("/s", absl::StrCat(next++)); !s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+  }
+  state.SetLabel("kFast, one member per commit");
+}
+BENCHMARK(BM_SetAddPerCommit)->Arg(1000)->Arg(300000)->Iterations(200)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// One SetRemove of a present member per commit from a set of
+// state.range(0) members.
+void BM_SetRemovePerCommit(benchmark::State& state) {
+  BenchDir dir;
+  auto r = OpenWithSet(dir, state.range(0));
+  Document d = r->document("bench");
+  int64_t next = 0;
+  for (auto _ : state) {
+    if (absl::Status s = d.SetRemove("/s", absl::StrCat(next++)); !s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+  }
+  state.SetLabel("kFast, one member per commit");
+}
+BENCHMARK(BM_SetRemovePerCommit)->Arg(1000)->Arg(300000)->Iterations(200)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// Commit latency while a large tier merge is due: the document's own log
+// holds two ~7 MiB batches (written with auto_compact off, so they did not
+// merge), then the replica is reopened with auto_compact on and makes 300
+// one-key commits; the first finds the pair to merge. Counters are the
+// latencies' median, p99 and maximum in microseconds.
+void BM_CommitLatencyDuringTierMerge(benchmark::State& state) {
+  for (auto _ : state) {
+    state.PauseTiming();
+    BenchDir dir;
+    ReplicaOptions options;
+    options.durability = Durability::kFast;
+    options.auto_compact = false;
+    {
+      auto r = OpenOrAbort(dir.path() + "/r", options);
+      std::mt19937_64 rng(7);
+      constexpr char kAlphabet[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_";
+      for (const char* prefix : {"/a", "/b"}) {
+        Transaction t = r->document("bench").Begin();
+        for (int k = 0; k < 9000; ++k) {
+          std::string v = "\"";
+          for (int c = 0; c < 1024; ++c) v += kAlphabet[rng() % 64];
+          v += "\"";
+          if (!t.Put(absl::StrCat(prefix, k), v).ok()) std::abort();
+        }
+        if (!t.Commit().ok()) std::abort();
+      }
+    }
+    options.auto_compact = true;
+    auto r = OpenOrAbort(dir.path() + "/r", options);
+    Document d = r->document("bench");
+    std::vector<double> us;
+    for (int i = 0; i < 300; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      if (!d.Put("/k", absl::StrCat(i)).ok()) std::abort();
+      us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+    }
+    std::sort(us.begin(), us.end());
+    state.counters["p50_us"] = us[us.size() / 2];
+    state.counters["p99_us"] = us[us.size() * 99 / 100];
+    state.counters["max_us"] = us.back();
+    state.counters["compactions"] = static_cast<double>(r->stats().compactions);
+    state.ResumeTiming();
+  }
+  state.SetLabel("kFast, 300 one-key commits");
+}
+BENCHMARK(BM_CommitLatencyDuringTierMerge)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Local commits of 1,000 Puts each; items are mutations.
 void BM_CommitThousandMutations(benchmark::State& state) {

@@ -99,6 +99,41 @@ absl::Status MemoryStore::ForEachRowUnder(const Path& path, RowFn fn) {
   return absl::OkStatus();
 }
 
+absl::Status MemoryStore::ForEachRowAtFacet(const Path& path, Facet facet, RowFn fn) {
+  RowKey first = FirstKeyAt(path);
+  first.facet = facet;
+  for (auto it = rows_.lower_bound(first);
+       it != rows_.end() && it->first.path == path && it->first.facet == facet; ++it) {
+    if (!fn(it->first, it->second)) break;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MemoryStore::ForEachRowOfElement(const Path& path, Facet facet,
+                                              absl::string_view element, RowFn fn) {
+  RowKey first = FirstKeyAt(path);
+  first.facet = facet;
+  first.element = std::string(element);
+  for (auto it = rows_.lower_bound(first); it != rows_.end() && it->first.path == path &&
+                                           it->first.facet == facet && it->first.element == element;
+       ++it) {
+    if (!fn(it->first, it->second)) break;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MemoryStore::ForEachRowBelow(const Path& path, RowFn fn) {
+  // Paths order by their encoding, in which a path's descendants follow its
+  // own rows contiguously, from its child with the empty key on.
+  absl::StatusOr<Path> first_child = path.Child("");
+  if (!first_child.ok()) return absl::OkStatus();  // at the depth limit: no descendants
+  for (auto it = rows_.lower_bound(FirstKeyAt(*first_child));
+       it != rows_.end() && path.IsPrefixOf(it->first.path); ++it) {
+    if (!fn(it->first, it->second)) break;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status MemoryStore::ForEachRowWithDots(const AuthorKey& author, uint64_t first,
                                              uint64_t last,
                                              absl::FunctionRef<bool(const RowKey&)> fn) {

@@ -38,6 +38,10 @@ class MemoryStore : public StateStore {
   absl::Status EraseRow(const RowKey& key) override;
   absl::Status ForEachRowAt(const Path& path, RowFn fn) override;
   absl::Status ForEachRowUnder(const Path& path, RowFn fn) override;
+  absl::Status ForEachRowAtFacet(const Path& path, Facet facet, RowFn fn) override;
+  absl::Status ForEachRowOfElement(const Path& path, Facet facet, absl::string_view element,
+                                   RowFn fn) override;
+  absl::Status ForEachRowBelow(const Path& path, RowFn fn) override;
   absl::Status ForEachRowWithDots(const AuthorKey& author, uint64_t first, uint64_t last,
                                   absl::FunctionRef<bool(const RowKey&)> fn) override;
   absl::StatusOr<RangeSet> GetContext(const AuthorKey& author) override;

@@ -16,6 +16,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "crdt/dot.h"
 #include "crdt/path.h"
 #include "crdt/range_set.h"
@@ -41,6 +42,14 @@ class StateStore {
   virtual absl::Status ForEachRowAt(const Path& path, RowFn fn) = 0;
   // Every row whose path is `path` or lies under it.
   virtual absl::Status ForEachRowUnder(const Path& path, RowFn fn) = 0;
+  // Seeks, so a large set at `path` costs O(log rows), not a scan of its
+  // members: every row at `path` with `facet` (any element, any dot)...
+  virtual absl::Status ForEachRowAtFacet(const Path& path, Facet facet, RowFn fn) = 0;
+  // ...every row at `path` with `facet` and `element` (any dot)...
+  virtual absl::Status ForEachRowOfElement(const Path& path, Facet facet,
+                                           absl::string_view element, RowFn fn) = 0;
+  // ...and every row whose path lies strictly under `path`.
+  virtual absl::Status ForEachRowBelow(const Path& path, RowFn fn) = 0;
   // Every row whose dot is (author, n) with first <= n <= last, in
   // increasing n (rows sharing a dot, which only equivocation makes, in any
   // order).

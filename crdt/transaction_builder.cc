@@ -151,14 +151,24 @@ absl::Status TransactionBuilder::SetAdd(const Path& path, const Value& element) 
   }
   Step step;
   if (absl::Status s = PrepareAncestors(path, &step); !s.ok()) return s;
-  bool has_set = false;
-  absl::Status s = state_->ForEachRowUnder(path, [&](const RowKey& key, const RowValue&) {
-    if (key.path == path && key.facet == Facet::kSet) {
-      has_set = true;
-      if (key.element != encoded) return true;  // other members stay
-    }
+  // Replaced: the other facets at the path, this member's earlier rows and
+  // everything under the path. The other members and the set's marker
+  // stay, so only seeks touch the set: O(log members).
+  auto observe = [&](const RowKey& key, const RowValue&) {
     Observe(&step, key);
     return true;
+  };
+  for (const Facet facet : {Facet::kMap, Facet::kCounter, Facet::kRegister}) {
+    if (absl::Status s = state_->ForEachRowAtFacet(path, facet, observe); !s.ok()) return s;
+  }
+  if (absl::Status s = state_->ForEachRowOfElement(path, Facet::kSet, encoded, observe); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = state_->ForEachRowBelow(path, observe); !s.ok()) return s;
+  bool has_set = false;
+  absl::Status s = state_->ForEachRowAtFacet(path, Facet::kSet, [&](const RowKey&, const RowValue&) {
+    has_set = true;
+    return false;
   });
   if (!s.ok()) return s;
   if (!has_set) AddRow(&step, RowKey{path, Facet::kSet, "", NewDot()}, SingleVariant(""));
@@ -170,10 +180,11 @@ absl::Status TransactionBuilder::SetRemove(const Path& path, const Value& elemen
   if (absl::Status s = CheckNotRoot(path, "remove from a set"); !s.ok()) return s;
   const std::string encoded = element.Canonical();
   Step step;
-  absl::Status s = state_->ForEachRowAt(path, [&](const RowKey& key, const RowValue&) {
-    if (key.facet == Facet::kSet && key.element == encoded) Observe(&step, key);
-    return true;
-  });
+  absl::Status s =
+      state_->ForEachRowOfElement(path, Facet::kSet, encoded, [&](const RowKey& key, const RowValue&) {
+        Observe(&step, key);
+        return true;
+      });
   if (!s.ok()) return s;
   return Apply(std::move(step));
 }

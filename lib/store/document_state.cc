@@ -315,9 +315,36 @@ absl::Status DocumentState::RowsAtNode(uint64_t num, const crdt::Path& path, Row
   return absl::OkStatus();
 }
 
-absl::Status DocumentState::RowsUnderNode(uint64_t num, const crdt::Path& path, RowFn fn,
-                                          bool* stopped) {
-  if (absl::Status s = RowsAtNode(num, path, fn, stopped); !s.ok() || *stopped) return s;
+absl::Status DocumentState::RowsAtNodeWithSuffix(uint64_t num, const crdt::Path& path,
+                                                 absl::string_view suffix, RowFn fn) {
+  const std::string node = NodeKey(doc_->num, num);
+  std::string prefix = node;
+  prefix.append(suffix.data(), suffix.size());
+  absl::Status bad;
+  absl::Status s = txn_->read().ForEachWithPrefix(
+      txn_->dbs().rows, prefix, [&](absl::string_view k, absl::string_view v) {
+        FieldReader in(k.substr(node.size()));
+        RowSuffix suffix_fields;
+        absl::StatusOr<crdt::RowValue> value = DecodeStoredVariants(v);
+        if (!ParseRowSuffix(&in, &suffix_fields) || !value.ok()) {
+          bad = Damaged("row");
+          return false;
+        }
+        absl::StatusOr<crdt::AuthorKey> author = txn_->AuthorKeyOf(suffix_fields.author);
+        if (!author.ok()) {
+          bad = author.status();
+          return false;
+        }
+        return fn(crdt::RowKey{path, suffix_fields.facet, std::move(suffix_fields.element),
+                               crdt::Dot{*author, suffix_fields.n}},
+                  *value);
+      });
+  if (!s.ok()) return s;
+  return bad;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> DocumentState::ChildrenOf(
+    uint64_t num) {
   std::vector<std::pair<std::string, uint64_t>> children;
   const std::string node = NodeKey(doc_->num, num);
   absl::Status bad;
@@ -334,7 +361,15 @@ absl::Status DocumentState::RowsUnderNode(uint64_t num, const crdt::Path& path, 
       });
   if (!s.ok()) return s;
   if (!bad.ok()) return bad;
-  for (const auto& [key, child] : children) {
+  return children;
+}
+
+absl::Status DocumentState::RowsUnderNode(uint64_t num, const crdt::Path& path, RowFn fn,
+                                          bool* stopped) {
+  if (absl::Status s = RowsAtNode(num, path, fn, stopped); !s.ok() || *stopped) return s;
+  absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> children = ChildrenOf(num);
+  if (!children.ok()) return children.status();
+  for (const auto& [key, child] : *children) {
     absl::StatusOr<crdt::Path> child_path = path.Child(key);
     if (!child_path.ok()) return Damaged("path key");
     path_nums_[child_path->encoded()] = child;
@@ -358,6 +393,47 @@ absl::Status DocumentState::ForEachRowUnder(const crdt::Path& path, RowFn fn) {
   if (!num->has_value()) return absl::OkStatus();
   bool stopped = false;
   return RowsUnderNode(**num, path, fn, &stopped);
+}
+
+absl::Status DocumentState::ForEachRowAtFacet(const crdt::Path& path, crdt::Facet facet,
+                                              RowFn fn) {
+  absl::StatusOr<std::optional<uint64_t>> num = FindPath(path);
+  if (!num.ok()) return num.status();
+  if (!num->has_value()) return absl::OkStatus();
+  std::string suffix;
+  AppendU8(&suffix, static_cast<uint8_t>(facet));
+  return RowsAtNodeWithSuffix(**num, path, suffix, fn);
+}
+
+absl::Status DocumentState::ForEachRowOfElement(const crdt::Path& path, crdt::Facet facet,
+                                                absl::string_view element, RowFn fn) {
+  // Longer elements cannot be stored (and do not fit the length byte).
+  if (element.size() > crdt::kSetElementBytesMax) return absl::OkStatus();
+  absl::StatusOr<std::optional<uint64_t>> num = FindPath(path);
+  if (!num.ok()) return num.status();
+  if (!num->has_value()) return absl::OkStatus();
+  std::string suffix;
+  AppendU8(&suffix, static_cast<uint8_t>(facet));
+  AppendU8(&suffix, static_cast<uint8_t>(element.size()));
+  suffix.append(element.data(), element.size());
+  return RowsAtNodeWithSuffix(**num, path, suffix, fn);
+}
+
+absl::Status DocumentState::ForEachRowBelow(const crdt::Path& path, RowFn fn) {
+  absl::StatusOr<std::optional<uint64_t>> num = FindPath(path);
+  if (!num.ok()) return num.status();
+  if (!num->has_value()) return absl::OkStatus();
+  absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> children = ChildrenOf(**num);
+  if (!children.ok()) return children.status();
+  bool stopped = false;
+  for (const auto& [key, child] : *children) {
+    absl::StatusOr<crdt::Path> child_path = path.Child(key);
+    if (!child_path.ok()) return Damaged("path key");
+    path_nums_[child_path->encoded()] = child;
+    paths_[child] = *child_path;
+    if (absl::Status r = RowsUnderNode(child, *child_path, fn, &stopped); !r.ok() || stopped) return r;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status DocumentState::ForEachRowWithDots(const crdt::AuthorKey& author, uint64_t first,

@@ -14,6 +14,8 @@
 
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "crdt/state_store.h"
@@ -41,6 +43,10 @@ class DocumentState : public crdt::StateStore {
   absl::Status EraseRow(const crdt::RowKey& key) override;
   absl::Status ForEachRowAt(const crdt::Path& path, RowFn fn) override;
   absl::Status ForEachRowUnder(const crdt::Path& path, RowFn fn) override;
+  absl::Status ForEachRowAtFacet(const crdt::Path& path, crdt::Facet facet, RowFn fn) override;
+  absl::Status ForEachRowOfElement(const crdt::Path& path, crdt::Facet facet,
+                                   absl::string_view element, RowFn fn) override;
+  absl::Status ForEachRowBelow(const crdt::Path& path, RowFn fn) override;
   absl::Status ForEachRowWithDots(const crdt::AuthorKey& author, uint64_t first, uint64_t last,
                                   absl::FunctionRef<bool(const crdt::RowKey&)> fn) override;
   absl::StatusOr<crdt::RangeSet> GetContext(const crdt::AuthorKey& author) override;
@@ -59,6 +65,13 @@ class DocumentState : public crdt::StateStore {
   std::string DotKeyBytes(uint64_t path, const crdt::RowKey& key, uint32_t author) const;
   absl::Status RowsAtNode(uint64_t num, const crdt::Path& path, RowFn fn, bool* stopped);
   absl::Status RowsUnderNode(uint64_t num, const crdt::Path& path, RowFn fn, bool* stopped);
+  // The rows at `path` (node `num`) whose key continues with `suffix`
+  // (facet, then element length and element), read straight from a cursor
+  // so an early stop reads no further.
+  absl::Status RowsAtNodeWithSuffix(uint64_t num, const crdt::Path& path, absl::string_view suffix,
+                                    RowFn fn);
+  // Children of node `num`: (last key, node number).
+  absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> ChildrenOf(uint64_t num);
 
   StoreTxn* txn_;
   DocumentRecord* doc_;
