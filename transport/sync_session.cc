@@ -126,6 +126,7 @@ void SyncSession::StartRound() {
   plan_next_ = 0;
   batches_sent_in_flight_ = 0;
   withheld_in_round_ = 0;
+  withheld_authors_.clear();
   next_batch_.reset();
   peer_hello_ = false;
   peer_interest_.clear();
@@ -640,7 +641,13 @@ absl::Status SyncSession::Compare() {
   // The peer would refuse these again.
   const size_t planned = plan_.size();
   plan_.erase(std::remove_if(plan_.begin(), plan_.end(),
-                             [&](const BatchRef& b) { return peer_refused_.contains(b.author); }),
+                             [&](const BatchRef& b) {
+                               if (!peer_refused_.contains(b.author)) return false;
+                               if (withheld_authors_.size() < kWithheldAuthorsNamed) {
+                                 withheld_authors_.insert(b.author.Hex());
+                               }
+                               return true;
+                             }),
               plan_.end());
   withheld_in_round_ = planned - plan_.size();
   stats_.batches_withheld += withheld_in_round_;
@@ -1106,10 +1113,10 @@ absl::Status SyncSession::OnEndOfFlight(uint8_t flight, uint32_t messages, uint3
                                " batch(es) the peer holds; first: ", first_refusal_)
             : withheld_in_round_ > 0
                 ? absl::StrCat("this side withheld ", withheld_in_round_,
-                               " batch(es) of authors the peer refuses")
-                : "a document changed during the round, the peer refused a batch, batches are "
-                  "held until their time, or one side holds a compaction whose author had seen "
-                  "batches neither side has yet";
+                               " batch(es) of authors the peer does not accept: ",
+                               absl::StrJoin(withheld_authors_, ", "))
+                : "a document changed during the round, the peer refused a batch, or one side "
+                  "holds a compaction whose author had seen batches neither side has yet";
         return absl::AbortedError(absl::StrCat(
             "state hashes differ after the round for ", mismatched_.size(), " document(s): ",
             absl::StrJoin(mismatched_.begin(),

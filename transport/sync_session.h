@@ -28,6 +28,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,8 @@ inline constexpr size_t kPartialsAnnouncedMax = 8;
 // The most batch ranges a peer's listing of one round may name.
 inline constexpr size_t kSessionBatchRangesMax = size_t{1} << 22;
 inline constexpr size_t kSummaryBytes = 16;
+// How many withheld authors a round's mismatch report names.
+inline constexpr size_t kWithheldAuthorsNamed = 4;
 
 struct SessionOptions {
   // Document-id prefixes this side replicates; "" is every document.
@@ -240,6 +243,8 @@ class SyncSession {
   absl::flat_hash_set<std::string> proofs_sent_;
   uint32_t batches_sent_in_flight_ = 0;
   uint64_t withheld_in_round_ = 0;
+  // Full keys of (some of) the authors withheld this round, for the report.
+  std::set<std::string> withheld_authors_;
   // A batch being sent in chunks.
   std::string chunk_batch_;
   std::string chunk_id_;

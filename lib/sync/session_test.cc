@@ -244,6 +244,7 @@ TEST(SessionTest, ARefusalStopsTheAuthorForTheRestOfTheSession) {
   RefusedAuthor t;
   auto sa = *Session::Create(*t.p.a);
   auto sb = *Session::Create(*t.p.b);
+  absl::Status a_report;  // what a's last round said, if it did not end in sync
   auto exchange = [&] {
     for (bool busy = true; busy;) {
       busy = false;
@@ -252,7 +253,10 @@ TEST(SessionTest, ARefusalStopsTheAuthorForTheRestOfTheSession) {
       if (ma->has_value()) busy = true, (void)sb->Receive(**ma);
       absl::StatusOr<std::optional<std::string>> mb = sb->Next();
       ASSERT_TRUE(mb.ok()) << mb.status();
-      if (mb->has_value()) busy = true, (void)sa->Receive(**mb);
+      if (mb->has_value()) {
+        busy = true;
+        if (absl::Status st = sa->Receive(**mb); !st.ok()) a_report = st;
+      }
     }
     ASSERT_TRUE(sa->failure().ok()) << sa->failure();
     ASSERT_TRUE(sb->failure().ok()) << sb->failure();
@@ -266,6 +270,9 @@ TEST(SessionTest, ARefusalStopsTheAuthorForTheRestOfTheSession) {
   EXPECT_EQ(sa->stats().batches_sent, RefusedAuthor::kBatchesOfM + 1);
   EXPECT_EQ(sa->stats().batches_withheld, RefusedAuthor::kBatchesOfM);
   EXPECT_EQ(sb->stats().batches_rejected, RefusedAuthor::kBatchesOfM);
+  // The side that withheld them names the author the peer does not accept.
+  EXPECT_TRUE(absl::IsAborted(a_report)) << a_report;
+  EXPECT_TRUE(absl::StrContains(a_report.message(), t.m->public_key_hex())) << a_report;
 }
 
 TEST(SessionTest, OnceTrustedARefusedAuthorsBatchesFlowAgain) {
