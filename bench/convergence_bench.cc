@@ -19,14 +19,15 @@
 namespace edgesync {
 namespace {
 
-ReplicaOptions Fast() {
+ReplicaOptions Fast(bool auto_compact) {
   ReplicaOptions o;
   o.durability = Durability::kFast;
+  o.auto_compact = auto_compact;
   return o;
 }
 
-std::unique_ptr<Replica> MustOpen(const std::string& dir) {
-  absl::StatusOr<std::unique_ptr<Replica>> r = Replica::Open(dir, Fast());
+std::unique_ptr<Replica> MustOpen(const std::string& dir, bool auto_compact = true) {
+  absl::StatusOr<std::unique_ptr<Replica>> r = Replica::Open(dir, Fast(auto_compact));
   if (!r.ok()) {
     std::fprintf(stderr, "open %s: %s\n", dir.c_str(), r.status().ToString().c_str());
     std::exit(1);
@@ -61,7 +62,9 @@ uint64_t SyncBytes(Replica& a, Replica& b, uint64_t* received_by_b = nullptr) {
 
 void Relay(int writes) {
   internal::TempDir dir;
-  std::unique_ptr<Replica> a = MustOpen(dir.path() + "/a");
+  // The author's tiers would merge each write into the batch the next
+  // export carries; a push carries the commit's own batch.
+  std::unique_ptr<Replica> a = MustOpen(dir.path() + "/a", /*auto_compact=*/false);
   std::unique_ptr<Replica> relay = MustOpen(dir.path() + "/relay");
   TrustEachOther(*a, *relay);
   for (int i = 0; i < writes; ++i) {

@@ -63,13 +63,15 @@ struct DocumentSummary {
   Holdings holdings;
 };
 
-// A batch a session will send: a stored batch or one half of an
-// equivocation proof. Thread-compatible value type.
+// A batch a session will send: a stored batch, a compaction of this
+// replica's own seqs [first, last], or one half of an equivocation proof.
+// Thread-compatible value type.
 struct BatchRef {
   std::string document;
   crdt::AuthorKey author;
   uint64_t first = 0;
   uint64_t last = 0;
+  bool own_cut = false;
   std::string stored_key;  // the store's key of a stored batch
   // 1 or 2: the first or second batch of the author's equivocation proof
   // on the document (then `stored_key` is empty); 0 otherwise.
@@ -96,12 +98,14 @@ class SyncStore {
   // the empty state for an absent document.
   virtual absl::StatusOr<std::string> DocumentHash(absl::string_view document) = 0;
   // The batches that give a replica holding `peer` of `document` everything
-  // this replica holds of it: the stored batches overlapping the seqs the
-  // peer lacks, of every author, this replica included. Then, for every
+  // this replica holds of it: for this replica's own seqs the peer lacks,
+  // compactions of whole stored batches of at most a batch's size each,
+  // which this replica keeps in place of those batches; for other authors,
+  // the stored batches overlapping the seqs the peer lacks. Then, for every
   // author whose batches differ from the peer's, the stored batches that
   // would replace some of the peer's (a batch strictly containing one of
-  // the peer's where the peer holds none containing it; a batch of the
-  // same range as one of the peer's when the content tags differ). With
+  // the peer's where the peer holds none containing it; every batch when
+  // both hold the same ranges but the content tags differ). With
   // `equivocation_proofs`, also the two batches of each equivocation proof
   // held for the document (a session asks for them once per document).
   virtual absl::Status PlanBatches(absl::string_view document, const Holdings& peer,

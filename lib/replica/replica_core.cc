@@ -604,6 +604,55 @@ absl::StatusOr<std::string> ReplicaCore::CutOwnRange(absl::string_view document,
   return out;
 }
 
+absl::StatusOr<std::string> ReplicaCore::CutAndKeepOwnRange(absl::string_view document,
+                                                            uint64_t first, uint64_t last) {
+  if (first == 0 || first > last) return absl::InvalidArgumentError("bad seq range");
+  if (absl::Status s = CheckUsable(); !s.ok()) return s;
+  std::string out;
+  bool kept = false;
+  absl::Status s = store_->Write([&](StoreTxn& txn) -> absl::Status {
+    kept = false;
+    absl::StatusOr<std::optional<DocumentRecord>> doc = txn.FindDocument(document);
+    if (!doc.ok()) return doc.status();
+    if (!doc->has_value()) return absl::FailedPreconditionError("no such document");
+    absl::StatusOr<crdt::RangeSet> coverage = txn.Coverage((*doc)->num, self());
+    if (!coverage.ok()) return coverage.status();
+    if (!coverage->ContainsAll(first, last)) {
+      return absl::FailedPreconditionError(absl::StrCat("this replica's log of \"", document,
+                                                        "\" does not cover seqs ", first, "..", last));
+    }
+    std::vector<LogEntry> sources;
+    bool whole = true;
+    absl::Status ls = txn.ForEachLog((*doc)->num, self(), first, last, [&](const LogEntry& e) {
+      whole = whole && e.first >= first && e.last <= last;
+      sources.push_back(e);
+      return true;
+    });
+    if (!ls.ok()) return ls;
+    if (whole && sources.size() == 1) {
+      out = std::string(sources.front().bytes);
+      return NothingToWrite();
+    }
+    DocumentState state(&txn, &**doc);
+    absl::StatusOr<std::string> cut =
+        SealCompacted(state, **doc, first, last, sources, crdt::CompressionEffort::kSmallest);
+    if (!cut.ok()) return cut.status();
+    out = *std::move(cut);
+    if (!whole) return NothingToWrite();
+    // Copy the keys: erasing invalidates the entries' views.
+    std::vector<std::string> keys;
+    for (const LogEntry& e : sources) keys.push_back(e.key);
+    for (const std::string& k : keys) {
+      if (absl::Status es = txn.EraseLog(k); !es.ok()) return es;
+    }
+    kept = true;
+    return txn.PutLog((*doc)->num, self(), first, last, out);
+  });
+  if (!s.ok() && !IsNothingToWrite(s)) return Note(s);
+  if (kept) counters_.compactions.fetch_add(1, std::memory_order_relaxed);
+  return out;
+}
+
 ApplyResult ReplicaCore::ApplyBatch(absl::string_view bytes) {
   absl::StatusOr<transport::OpenedBatch> opened = transport::OpenBatch(bytes);
   if (!opened.ok()) {

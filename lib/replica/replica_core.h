@@ -121,6 +121,15 @@ class ReplicaCore {
   // kFailedPrecondition if this replica's log does not cover the range.
   absl::StatusOr<std::string> CutOwnRange(absl::string_view document, uint64_t first,
                                           uint64_t last);
+  // What a session sends a peer lacking this replica's own seqs [first,
+  // last] (whole stored batches, as PlanBatches aligns them): the stored
+  // batch itself when one holds exactly that range, else their compaction,
+  // which then replaces them in the log, so that the peer's log of this
+  // replica mirrors this one's. If the log changed so that the range no
+  // longer consists of whole batches, the compaction is sent and not kept.
+  // kFailedPrecondition if the log does not cover the range.
+  absl::StatusOr<std::string> CutAndKeepOwnRange(absl::string_view document, uint64_t first,
+                                                 uint64_t last);
 
   // Large batches partly received by sessions, kept across sessions.
   transport::PartialTransfers& partials() { return partials_; }

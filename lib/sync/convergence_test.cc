@@ -109,10 +109,12 @@ TEST(ConvergenceTest, SameSeqsDifferentStateIsRepairedBySession) {
   }
   ASSERT_TRUE(r1->Trust(r2->public_key_hex()).ok());
   ASSERT_TRUE(r2->Trust(r1->public_key_hex()).ok());
+  // Each write reaches r1 and b as its own batch.
   ASSERT_TRUE(a->document("d").Put("/x", "1").ok());
-  ASSERT_TRUE(a->document("d").Put("/y", "2").ok());
   MustSync(*a, *r1);
   MustSync(*a, *b);
+  ASSERT_TRUE(a->document("d").Put("/y", "2").ok());
+  MustSync(*a, *r1);
   ASSERT_TRUE(b->document("d").Delete("/x").ok());
   MustSync(*a, *b);
   // a compacts its two writes into one batch, which no longer holds /x (b

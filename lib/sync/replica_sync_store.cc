@@ -10,6 +10,11 @@ namespace edgesync::internal {
 
 namespace {
 
+// Source bytes of own batches behind one cut sent in a session; a longer
+// missing range becomes several batches. Sources are compressed: this
+// leaves room for a 16x ratio under the uncompressed delta limit.
+constexpr uint64_t kCutSourceBytesMax = uint64_t{8} << 20;
+
 std::string ShortHash(const crdt::StateHashSum& sum) {
   return StateDigest(sum).substr(0, transport::kDocumentHashBytes);
 }
@@ -108,9 +113,40 @@ absl::StatusOr<std::string> ReplicaSyncStore::DocumentHash(absl::string_view doc
   return digest->substr(0, transport::kDocumentHashBytes);
 }
 
+absl::Status ReplicaSyncStore::PlanOwnCuts(StoreTxn& txn, uint32_t num, absl::string_view document,
+                                           const crdt::RangeSet& aligned,
+                                           std::vector<transport::BatchRef>* planned) {
+  const crdt::AuthorKey& author = core_->self();
+  for (const crdt::Range& r : aligned.ranges()) {
+    // Whole stored batches, split so that the batches behind one cut add
+    // up to at most kCutSourceBytesMax (a larger single batch is one cut).
+    uint64_t piece_first = r.first;
+    uint64_t piece_bytes = 0;
+    uint64_t piece_last = 0;
+    absl::Status ls = txn.ForEachLog(num, author, r.first, r.last, [&](const LogEntry& e) {
+      if (piece_bytes > 0 && piece_bytes + e.bytes.size() > kCutSourceBytesMax) {
+        planned->push_back(transport::BatchRef{std::string(document), author, piece_first,
+                                               piece_last, /*own_cut=*/true, ""});
+        piece_first = std::max(e.first, r.first);
+        piece_bytes = 0;
+      }
+      piece_bytes += e.bytes.size();
+      piece_last = std::min(e.last, r.last);
+      return true;
+    });
+    if (!ls.ok()) return ls;
+    if (piece_bytes > 0) {
+      planned->push_back(transport::BatchRef{std::string(document), author, piece_first,
+                                             piece_last, /*own_cut=*/true, ""});
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ReplicaSyncStore::PlanRepairs(StoreTxn& txn, uint32_t num, absl::string_view document,
                                            const crdt::AuthorKey& author,
                                            const transport::Holdings& peer,
+                                           const crdt::RangeSet& cut,
                                            std::set<std::string>* stored,
                                            std::vector<transport::BatchRef>* planned) {
   auto theirs = peer.find(author);
@@ -123,12 +159,17 @@ absl::Status ReplicaSyncStore::PlanRepairs(StoreTxn& txn, uint32_t num, absl::st
   for (size_t i = 0; i < ranges.size(); ++i) {
     reach[i] = i == 0 ? ranges[i].last : std::max(reach[i - 1], ranges[i].last);
   }
-  const bool tags_differ = log->batches.tag != theirs->second.tag;
+  // The tag stands for all of an author's batches: it tells a same-range
+  // batch apart only when both sides hold the same ranges. Otherwise the
+  // other rules run first, and a later round, with equal ranges, finds it.
+  const bool tags_differ =
+      log->batches.ranges == ranges && log->batches.tag != theirs->second.tag;
   for (const LogEntry& e : log->entries) {
-    if (stored->contains(e.key)) continue;
+    if (stored->contains(e.key) || cut.Intersects(e.first, e.last)) continue;
     if (!Replaces(crdt::Range{e.first, e.last}, ranges, reach, tags_differ)) continue;
     stored->insert(e.key);
-    planned->push_back(transport::BatchRef{std::string(document), author, e.first, e.last, e.key});
+    planned->push_back(transport::BatchRef{std::string(document), author, e.first, e.last,
+                                           /*own_cut=*/false, e.key});
   }
   return absl::OkStatus();
 }
@@ -149,8 +190,8 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
     auto plan_stored = [&](const crdt::AuthorKey& author, uint64_t first, uint64_t last) {
       return txn.ForEachLog(num, author, first, last, [&](const LogEntry& e) {
         if (stored.insert(e.key).second) {
-          planned.push_back(
-              transport::BatchRef{std::string(document), author, e.first, e.last, e.key});
+          planned.push_back(transport::BatchRef{std::string(document), author, e.first, e.last,
+                                                /*own_cut=*/false, e.key});
         }
         return true;
       });
@@ -166,14 +207,29 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
       const crdt::RangeSet& seqs = entry.second;
       auto theirs = peer.find(author);
       const crdt::RangeSet missing = theirs == peer.end() ? seqs : seqs.Minus(theirs->second);
-      // Every stored batch overlapping a missing range, verbatim: for this
-      // replica's own seqs too, so that a peer's log of them mirrors this
-      // replica's compacted log, batch for batch.
-      for (const crdt::Range& r : missing.ranges()) {
-        if (absl::Status ps = plan_stored(author, r.first, r.last); !ps.ok()) return ps;
+      crdt::RangeSet aligned;
+      if (author != core_->self()) {
+        for (const crdt::Range& r : missing.ranges()) {
+          if (absl::Status ps = plan_stored(author, r.first, r.last); !ps.ok()) return ps;
+        }
+      } else {
+        // Own seqs: each missing range starts where the stored batch holding
+        // its first seq starts, so a cut consists of whole stored batches;
+        // sending it replaces them in this replica's log too
+        // (CutAndKeepOwnRange), so the peer's log mirrors this one.
+        for (const crdt::Range& r : missing.ranges()) {
+          uint64_t first = r.first;
+          absl::Status ls = txn.ForEachLog(num, author, r.first, r.first, [&](const LogEntry& e) {
+            first = std::min(first, e.first);
+            return true;
+          });
+          if (!ls.ok()) return ls;
+          aligned.Insert(first, r.last);
+        }
+        if (absl::Status os = PlanOwnCuts(txn, num, document, aligned, &planned); !os.ok()) return os;
       }
-      if (absl::Status rs = PlanRepairs(txn, num, document, author, peer_holdings, &stored,
-                                        &planned);
+      if (absl::Status rs = PlanRepairs(txn, num, document, author, peer_holdings, aligned,
+                                        &stored, &planned);
           !rs.ok()) {
         return rs;
       }
@@ -184,7 +240,8 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
       if (!proofs.ok()) return proofs.status();
       for (const auto& [author, proof] : *proofs) {
         for (int part : {1, 2}) {
-          transport::BatchRef ref{std::string(document), author, proof.seq, proof.seq, ""};
+          transport::BatchRef ref{std::string(document), author, proof.seq, proof.seq,
+                                  /*own_cut=*/false, ""};
           ref.proof_part = part;
           planned.push_back(std::move(ref));
         }
@@ -198,6 +255,7 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
 }
 
 absl::StatusOr<std::string> ReplicaSyncStore::FetchBatch(const transport::BatchRef& ref) {
+  if (ref.own_cut) return core_->CutAndKeepOwnRange(ref.document, ref.first, ref.last);
   std::optional<std::string> bytes;
   absl::Status s = core_->store().Read([&](StoreTxn& txn) -> absl::Status {
     if (ref.proof_part != 0) {

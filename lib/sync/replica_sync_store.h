@@ -38,11 +38,16 @@ class ReplicaSyncStore : public transport::SyncStore {
   uint64_t ClockSkewMaxMs() override { return core_->options().future_skew_max_ms; }
 
  private:
+  // Plans cuts of this replica's own seqs in `aligned` (whole stored
+  // batches).
+  absl::Status PlanOwnCuts(StoreTxn& txn, uint32_t num, absl::string_view document,
+                           const crdt::RangeSet& aligned, std::vector<transport::BatchRef>* planned);
   // Plans the stored batches of `author` that would replace some of the
-  // peer's (PlanBatches), skipping those in `stored` (already planned).
+  // peer's (PlanBatches), skipping those in `stored` (already planned) or
+  // overlapping `cut` (own seqs being cut).
   absl::Status PlanRepairs(StoreTxn& txn, uint32_t num, absl::string_view document,
                            const crdt::AuthorKey& author, const transport::Holdings& peer,
-                           std::set<std::string>* stored,
+                           const crdt::RangeSet& cut, std::set<std::string>* stored,
                            std::vector<transport::BatchRef>* planned);
 
   std::shared_ptr<ReplicaCore> core_;
