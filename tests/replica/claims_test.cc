@@ -14,7 +14,6 @@ namespace edgesync::testing {
 namespace {
 
 constexpr char kDoc[] = "doc1";
-constexpr uint64_t kHour = 3600 * 1000;
 
 // A batch of `author` for seqs [first, last] with no rows whose context
 // claims `claims` (plus its own range).
