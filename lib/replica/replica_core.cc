@@ -572,30 +572,38 @@ absl::Status ReplicaCore::Compact(absl::string_view document) {
   return Note(s);
 }
 
+absl::StatusOr<DocumentRecord> ReplicaCore::DocumentCoveringOwn(StoreTxn& txn,
+                                                                absl::string_view document,
+                                                                uint64_t first, uint64_t last) {
+  absl::StatusOr<std::optional<DocumentRecord>> doc = txn.FindDocument(document);
+  if (!doc.ok()) return doc.status();
+  if (!doc->has_value()) return absl::FailedPreconditionError("no such document");
+  absl::StatusOr<crdt::RangeSet> coverage = txn.Coverage((*doc)->num, self());
+  if (!coverage.ok()) return coverage.status();
+  if (!coverage->ContainsAll(first, last)) {
+    return absl::FailedPreconditionError(absl::StrCat("this replica's log of \"", document,
+                                                      "\" does not cover seqs ", first, "..", last));
+  }
+  return **std::move(doc);
+}
+
 absl::StatusOr<std::string> ReplicaCore::CutOwnRange(absl::string_view document, uint64_t first,
                                                      uint64_t last) {
   if (first == 0 || first > last) return absl::InvalidArgumentError("bad seq range");
   std::string out;
   // A read transaction suffices: the cut is signed, not stored.
   absl::Status s = store_->Read([&](StoreTxn& txn) -> absl::Status {
-    absl::StatusOr<std::optional<DocumentRecord>> doc = txn.FindDocument(document);
+    absl::StatusOr<DocumentRecord> doc = DocumentCoveringOwn(txn, document, first, last);
     if (!doc.ok()) return doc.status();
-    if (!doc->has_value()) return absl::FailedPreconditionError("no such document");
-    absl::StatusOr<crdt::RangeSet> coverage = txn.Coverage((*doc)->num, self());
-    if (!coverage.ok()) return coverage.status();
-    if (!coverage->ContainsAll(first, last)) {
-      return absl::FailedPreconditionError(absl::StrCat("this replica's log of \"", document,
-                                                        "\" does not cover seqs ", first, "..", last));
-    }
-    DocumentState state(&txn, &**doc);
+    DocumentState state(&txn, &*doc);
     std::vector<LogEntry> sources;
-    absl::Status ls = txn.ForEachLog((*doc)->num, self(), first, last, [&](const LogEntry& e) {
+    absl::Status ls = txn.ForEachLog(doc->num, self(), first, last, [&](const LogEntry& e) {
       sources.push_back(e);
       return true;
     });
     if (!ls.ok()) return ls;
     absl::StatusOr<std::string> cut =
-        SealCompacted(state, **doc, first, last, sources, crdt::CompressionEffort::kSmallest);
+        SealCompacted(state, *doc, first, last, sources, crdt::CompressionEffort::kSmallest);
     if (!cut.ok()) return cut.status();
     out = *std::move(cut);
     return absl::OkStatus();
@@ -612,18 +620,11 @@ absl::StatusOr<std::string> ReplicaCore::CutAndKeepOwnRange(absl::string_view do
   bool kept = false;
   absl::Status s = store_->Write([&](StoreTxn& txn) -> absl::Status {
     kept = false;
-    absl::StatusOr<std::optional<DocumentRecord>> doc = txn.FindDocument(document);
+    absl::StatusOr<DocumentRecord> doc = DocumentCoveringOwn(txn, document, first, last);
     if (!doc.ok()) return doc.status();
-    if (!doc->has_value()) return absl::FailedPreconditionError("no such document");
-    absl::StatusOr<crdt::RangeSet> coverage = txn.Coverage((*doc)->num, self());
-    if (!coverage.ok()) return coverage.status();
-    if (!coverage->ContainsAll(first, last)) {
-      return absl::FailedPreconditionError(absl::StrCat("this replica's log of \"", document,
-                                                        "\" does not cover seqs ", first, "..", last));
-    }
     std::vector<LogEntry> sources;
     bool whole = true;
-    absl::Status ls = txn.ForEachLog((*doc)->num, self(), first, last, [&](const LogEntry& e) {
+    absl::Status ls = txn.ForEachLog(doc->num, self(), first, last, [&](const LogEntry& e) {
       whole = whole && e.first >= first && e.last <= last;
       sources.push_back(e);
       return true;
@@ -633,9 +634,9 @@ absl::StatusOr<std::string> ReplicaCore::CutAndKeepOwnRange(absl::string_view do
       out = std::string(sources.front().bytes);
       return NothingToWrite();
     }
-    DocumentState state(&txn, &**doc);
+    DocumentState state(&txn, &*doc);
     absl::StatusOr<std::string> cut =
-        SealCompacted(state, **doc, first, last, sources, crdt::CompressionEffort::kSmallest);
+        SealCompacted(state, *doc, first, last, sources, crdt::CompressionEffort::kSmallest);
     if (!cut.ok()) return cut.status();
     out = *std::move(cut);
     if (!whole) return NothingToWrite();
@@ -646,7 +647,7 @@ absl::StatusOr<std::string> ReplicaCore::CutAndKeepOwnRange(absl::string_view do
       if (absl::Status es = txn.EraseLog(k); !es.ok()) return es;
     }
     kept = true;
-    return txn.PutLog((*doc)->num, self(), first, last, out);
+    return txn.PutLog(doc->num, self(), first, last, out);
   });
   if (!s.ok() && !IsNothingToWrite(s)) return Note(s);
   if (kept) counters_.compactions.fetch_add(1, std::memory_order_relaxed);

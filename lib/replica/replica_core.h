@@ -287,6 +287,10 @@ class ReplicaCore {
   // Merges the newest own batches of `doc` while neighbours are within 2x
   // in size.
   absl::Status CompactTiers(StoreTxn& txn, DocumentState& state, DocumentRecord& doc);
+  // The record of `document` if this replica's log of it covers its own
+  // seqs [first, last]; kFailedPrecondition otherwise.
+  absl::StatusOr<DocumentRecord> DocumentCoveringOwn(StoreTxn& txn, absl::string_view document,
+                                                     uint64_t first, uint64_t last);
   // Replaces own log entries `group` (contiguous, in order) with one
   // compacted batch.
   absl::Status MergeOwnEntries(StoreTxn& txn, DocumentState& state, DocumentRecord& doc,
