@@ -7,10 +7,12 @@
 //
 //   build/bench/convergence_bench [writes=3000] [documents=1000] [keys=979]
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "edgesync/session.h"
@@ -124,20 +126,23 @@ void Cascade(int keys) {
   std::unique_ptr<Replica> a = MustOpen(dir.path() + "/a");
   std::unique_ptr<Replica> b = MustOpen(dir.path() + "/b");
   TrustEachOther(*a, *b);
-  uint64_t first = 0;
-  uint64_t largest = 0;
-  uint64_t total = 0;
+  std::vector<uint64_t> bytes;
   for (int i = 0; i < keys; ++i) {
     Must(a->document("d").Put(absl::StrCat("/k", i), std::to_string(i)), "put");
-    const uint64_t bytes = SyncBytes(*a, *b);
-    if (i == 0) first = bytes;
-    largest = std::max(largest, bytes);
-    total += bytes;
+    bytes.push_back(SyncBytes(*a, *b));
   }
-  std::printf("one-write sessions over a %d-key document: first %llu B, largest %llu B, mean %llu B\n",
-              keys, static_cast<unsigned long long>(first),
-              static_cast<unsigned long long>(largest),
-              static_cast<unsigned long long>(total / static_cast<uint64_t>(keys)));
+  const uint64_t first = bytes.front();
+  uint64_t total = 0;
+  for (uint64_t n : bytes) total += n;
+  std::sort(bytes.begin(), bytes.end());
+  auto at = [&](double q) {
+    return static_cast<unsigned long long>(bytes[static_cast<size_t>(q * static_cast<double>(bytes.size() - 1))]);
+  };
+  std::printf("one-write sessions over a %d-key document: first %llu B, median %llu B, p90 %llu B, "
+              "largest %llu B, mean %llu B; author's log at the end %llu B\n",
+              keys, static_cast<unsigned long long>(first), at(0.5), at(0.9), at(1.0),
+              static_cast<unsigned long long>(total / static_cast<uint64_t>(keys)),
+              static_cast<unsigned long long>(LogBytes(*a, dir.path() + "/a.bundle")));
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 # Messages of the sync session (docs/sync-protocol.md). A session runs in
 # rounds; each side sends, per round:
 #
-#   flight 1: hello, documents* (none when both summaries match), endOfFlight(1)
+#   flight 1: hello, digests* (drill-down), documents* (none when both
+#             summaries match), endOfFlight(1)
 #   flight 2: (batches | chunk)*, endOfFlight(2)      -- only if flight 1 showed a difference
 #   flight 3: hashes*, endOfFlight(3)                 -- only if flight 1 showed a difference
 #
@@ -23,7 +24,8 @@ struct SyncMessage {
       # sender's author table, numbered from 0 in order of introduction for
       # the whole session), varint entries, then per entry: varint id length,
       # id bytes, 16-byte state hash, varint authors, per author: varint
-      # author number, 8-byte content tag, varint batches, per batch (in
+      # author number, 8-byte content tag, 1-byte log size class
+      # (floor(2 log2 of the author's stored bytes)), varint batches, per batch (in
       # order of first seq) varint first minus the previous batch's first
       # (0 before the first batch of the entry) and varint last minus first.
       # One document, and one author's batches, may span several entries;
@@ -36,6 +38,13 @@ struct SyncMessage {
     endOfFlight @6 :EndOfFlight;
     push @7 :List(Data);       # gossip: batches to apply now, outside rounds
     abort @8 :Text;            # the sender ends the session, and why
+    digests @9 :Data;
+      # DigestList, one depth of the drill-down (docs/sync-protocol.md):
+      # varint depth (1 for the root's children), then, for the children of
+      # every node opened at the previous depth in key order, 16 entries
+      # each: varint count of the sender's documents under the child, then
+      # if the count is not 0 the 8-byte XOR of their entry digests. A
+      # depth's entries may span several messages.
   }
 }
 
@@ -57,6 +66,9 @@ struct Hello {
     # The sender's wall clock (ms since the Unix epoch) when it built the
     # hello; 0 = unknown. The receiver reports a peer whose clock is off by
     # more than its skew window; nothing else depends on it.
+  documentCount @8 :UInt32;
+    # How many documents the sender lists this round (its interest); decides
+    # whether a differing round lists every document or drills down.
 }
 
 struct PartialHeld {

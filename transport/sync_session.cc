@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -119,6 +120,16 @@ void SyncSession::StartRound() {
   sending_.reset();
   my_summary_.clear();
   listing_skipped_ = false;
+  listing_decided_ = false;
+  my_tree_ = DocumentTree();
+  my_keys_.clear();
+  drilling_ = drill_done_ = false;
+  drill_depth_ = 0;
+  opened_.clear();
+  my_children_.clear();
+  my_children_sent_ = 0;
+  peer_children_.clear();
+  listed_nodes_.clear();
   compared_ = false;
   differing_.clear();
   differing_next_ = 0;
@@ -133,6 +144,7 @@ void SyncSession::StartRound() {
   peer_partials_.clear();
   peer_refused_.clear();
   peer_summary_.clear();
+  peer_document_count_ = 0;
   peer_documents_.clear();
   peer_documents_bytes_ = 0;
   peer_batch_ranges_ = 0;
@@ -236,16 +248,25 @@ absl::StatusOr<std::optional<std::string>> SyncSession::NextInRound() {
       if (!m.ok()) return m.status();
       out_ = Out::kDocuments;
       ++flight_messages_sent_;
+      if (peer_hello_ && !listing_decided_) DecideListing();
+      return std::optional<std::string>(*std::move(m));
+    }
+    case Out::kDigests: {
+      absl::StatusOr<std::string> m = DigestsMessage();
+      if (!m.ok()) return m.status();
+      ++flight_messages_sent_;
+      if (my_children_sent_ == my_children_.size()) {
+        out_ = Out::kWaitPeerDigests;
+        MaybeDescend();
+      }
       return std::optional<std::string>(*std::move(m));
     }
     case Out::kDocuments: {
-      // The listing waits for the peer's hello: equal interests and
-      // summaries mean both sides hold the same, and neither lists.
-      if (!peer_hello_) return std::optional<std::string>();
-      if (my_documents_next_ == 0 && peer_interest_ == options_.interest &&
-          peer_summary_ == my_summary_) {
-        listing_skipped_ = true;
-        my_documents_next_ = my_documents_.size();
+      // The listing waits for the peer's hello (DecideListing).
+      if (!listing_decided_) return std::optional<std::string>();
+      if (drilling_ && !drill_done_) {
+        out_ = Out::kDigests;
+        return NextInRound();
       }
       if (my_documents_next_ >= my_documents_.size()) {
         out_ = Out::kEndFlight1;
@@ -265,6 +286,7 @@ absl::StatusOr<std::optional<std::string>> SyncSession::NextInRound() {
       }
       return std::optional<std::string>(*std::move(m));
     }
+    case Out::kWaitPeerDigests:
     case Out::kWaitPeerFlight1:
     case Out::kWaitPeerFlight2:
     case Out::kDone:
@@ -324,25 +346,33 @@ absl::Status SyncSession::TakeSnapshot() {
                               bytes.size());
   };
   absl::Status s = store_->ListDocuments(options_.interest, [&](const DocumentSummary& d) {
-    // The canonical form of the listing: full keys, not session numbers.
+    // The canonical form of what Compare() looks at: full keys, not session
+    // numbers; per author the seqs covered and the log's size class, not
+    // how the seqs split into batches.
     std::string entry;
     crdt::AppendLengthPrefixed(&entry, d.id);
     entry += d.hash;
     crdt::AppendVarint(&entry, d.holdings.size());
     for (const auto& [author, batches] : d.holdings) {
       entry.append(author.view().data(), author.view().size());
-      crdt::AppendVarint(&entry, batches.tag);
-      crdt::AppendVarint(&entry, batches.ranges.size());
-      for (const crdt::Range& r : batches.ranges) {
+      entry.push_back(static_cast<char>(batches.size_class));
+      crdt::RangeSet seqs;
+      for (const crdt::Range& r : batches.ranges) seqs.Insert(r.first, r.last);
+      crdt::AppendVarint(&entry, seqs.ranges().size());
+      for (const crdt::Range& r : seqs.ranges()) {
         crdt::AppendVarint(&entry, r.first);
         crdt::AppendVarint(&entry, r.last);
       }
     }
     absorb(entry);
+    const uint64_t key = DocumentTreeKey(d.id);
+    my_tree_.Add(key, DocumentEntryDigest(entry));
+    my_keys_.push_back(key);
     my_documents_.push_back(d);
     return true;
   });
   if (!s.ok()) return s;
+  my_tree_.Finish();
   my_summary_.resize(kSummaryBytes);
   crypto_generichash_final(&state, reinterpret_cast<unsigned char*>(my_summary_.data()),
                            my_summary_.size());
@@ -359,6 +389,8 @@ absl::StatusOr<std::string> SyncSession::HelloMessage() {
   hello.setSummary(AsCapnpData(my_summary_));
   hello.setMaxMessageBytes(static_cast<uint32_t>(options_.max_message_bytes));
   hello.setWallMillis(store_->WallMillis());
+  hello.setDocumentCount(static_cast<uint32_t>(
+      std::min<size_t>(my_documents_.size(), std::numeric_limits<uint32_t>::max())));
   auto interest = hello.initInterest(static_cast<unsigned>(options_.interest.size()));
   size_t size = kHelloFixedBytes;
   for (size_t i = 0; i < options_.interest.size(); ++i) {
@@ -433,6 +465,7 @@ absl::StatusOr<std::string> SyncSession::DocumentsMessage() {
       for (int shift = 56; shift >= 0; shift -= 8) {
         item.push_back(static_cast<char>((it->second.tag >> shift) & 0xff));
       }
+      item.push_back(static_cast<char>(it->second.size_class));
       // Computed after author_number(): a newly introduced author's key
       // already counts against the budget.
       const size_t used = fixed + new_authors.size() + entries.size() + body.size();
@@ -478,6 +511,7 @@ absl::StatusOr<std::string> SyncSession::DocumentsMessage() {
     if (d.holdings.empty()) {
       sending_.reset();
       ++my_documents_next_;
+      ++stats_.documents_listed;
     } else {
       break;  // the rest of this document goes in the next message
     }
@@ -491,6 +525,73 @@ absl::StatusOr<std::string> SyncSession::DocumentsMessage() {
   auto m = message.initRoot<schema::SyncMessage>();
   m.setRound(round_);
   m.setDocuments(AsCapnpData(payload));
+  return Encode(message);
+}
+
+void SyncSession::DecideListing() {
+  listing_decided_ = true;
+  // Different interests: each side lists all of its own, as the shared
+  // documents are not the same on both sides.
+  if (peer_interest_ != options_.interest) return;
+  // Equal summaries: both sides hold the same, and neither lists.
+  if (peer_summary_ == my_summary_) {
+    listing_skipped_ = true;
+    my_documents_next_ = my_documents_.size();
+    return;
+  }
+  if (ListWhole(NodeDigest{my_documents_.size(), 0}, NodeDigest{peer_document_count_, 0}, 0)) return;
+  drilling_ = true;
+  opened_ = {TreeNode{}};
+  my_children_ = my_tree_.ChildDigests(opened_);
+}
+
+void SyncSession::MaybeDescend() {
+  if (out_ != Out::kWaitPeerDigests || peer_children_.size() != my_children_.size()) return;
+  std::vector<TreeNode> next;
+  Descend(opened_, my_children_, peer_children_, &next, &listed_nodes_);
+  ++drill_depth_;
+  ++stats_.drill_depths;
+  my_children_sent_ = 0;
+  peer_children_.clear();
+  if (!next.empty()) {
+    opened_ = std::move(next);
+    my_children_ = my_tree_.ChildDigests(opened_);
+    out_ = Out::kDigests;
+    return;
+  }
+  drill_done_ = true;
+  opened_.clear();
+  my_children_.clear();
+  std::sort(listed_nodes_.begin(), listed_nodes_.end(),
+            [](const TreeNode& a, const TreeNode& b) { return a.lo < b.lo; });
+  std::vector<DocumentSummary> listed;
+  for (size_t i = 0; i < my_documents_.size(); ++i) {
+    if (UnderAny(listed_nodes_, my_keys_[i])) listed.push_back(std::move(my_documents_[i]));
+  }
+  my_documents_ = std::move(listed);
+  my_keys_.clear();
+  out_ = Out::kDocuments;
+}
+
+absl::StatusOr<std::string> SyncSession::DigestsMessage() {
+  const size_t budget = OutgoingLimit() - kMessageSlack;
+  std::string payload;
+  crdt::AppendVarint(&payload, static_cast<uint64_t>(drill_depth_ + 1));
+  while (my_children_sent_ < my_children_.size()) {
+    const NodeDigest& d = my_children_[my_children_sent_];
+    std::string entry;
+    crdt::AppendVarint(&entry, d.count);
+    if (d.count != 0) {
+      for (int shift = 56; shift >= 0; shift -= 8) entry.push_back(static_cast<char>((d.digest >> shift) & 0xff));
+    }
+    if (payload.size() + entry.size() > budget) break;
+    payload += entry;
+    ++my_children_sent_;
+  }
+  capnp::MallocMessageBuilder message(MessageWords());
+  auto m = message.initRoot<schema::SyncMessage>();
+  m.setRound(round_);
+  m.setDigests(AsCapnpData(payload));
   return Encode(message);
 }
 
@@ -609,11 +710,11 @@ absl::Status SyncSession::Compare() {
     if (listing_skipped_ || !SharedDocument(id)) continue;
     auto m = mine.find(id);
     auto p = peer_documents_.find(id);
-    // Equal state and equal stored batches: nothing to exchange. Equal
-    // state over different batches still differs, so that a compaction
-    // reaches the side holding its fragments.
+    // Equal state, seqs and log sizes: nothing to exchange. Equal state
+    // over logs of different size classes still differs, so that a
+    // compaction reaches the side holding its fragments.
     if (m != mine.end() && p != peer_documents_.end() && m->second->hash == p->second.hash &&
-        m->second->holdings == p->second.holdings) {
+        SameCoverageAndSize(m->second->holdings, p->second.holdings)) {
       continue;
     }
     differing_.push_back(id);
@@ -699,7 +800,7 @@ absl::Status SyncSession::Receive(absl::string_view bytes) {
         options_.max_message_bytes)));
   }
   // Decode into plain values first: handlers then never see capnp readers.
-  enum class Kind { kHello, kDocuments, kBatches, kChunk, kHashes, kEnd, kPush, kAbort };
+  enum class Kind { kHello, kDocuments, kDigests, kBatches, kChunk, kHashes, kEnd, kPush, kAbort };
   Kind kind = Kind::kAbort;
   uint32_t round = 0;
   PeerHello hello;
@@ -723,6 +824,7 @@ absl::Status SyncSession::Receive(absl::string_view bytes) {
         hello.summary = std::string(AsView(h.getSummary()));
         hello.max_message_bytes = h.getMaxMessageBytes();
         hello.wall_ms = h.getWallMillis();
+        hello.document_count = h.getDocumentCount();
         if (h.getInterest().size() > kInterestPrefixesMax) return Violation("too many interest prefixes");
         for (auto p : h.getInterest()) hello.interest.emplace_back(p.cStr(), p.size());
         if (h.getPartials().size() > kPartialsAnnouncedMax) return Violation("too many partial batches");
@@ -744,6 +846,10 @@ absl::Status SyncSession::Receive(absl::string_view bytes) {
       case schema::SyncMessage::DOCUMENTS:
         kind = Kind::kDocuments;
         payload = std::string(AsView(m.getDocuments()));
+        return absl::OkStatus();
+      case schema::SyncMessage::DIGESTS:
+        kind = Kind::kDigests;
+        payload = std::string(AsView(m.getDigests()));
         return absl::OkStatus();
       case schema::SyncMessage::BATCHES:
         kind = Kind::kBatches;
@@ -804,6 +910,9 @@ absl::Status SyncSession::Receive(absl::string_view bytes) {
       break;
     case Kind::kDocuments:
       result = OnDocuments(payload);
+      break;
+    case Kind::kDigests:
+      result = OnDigests(payload);
       break;
     case Kind::kBatches:
       if (!peer_flight1_done_ || !compared_ || differing_.empty() || peer_flight2_done_ ||
@@ -872,7 +981,11 @@ absl::Status SyncSession::OnHello(PeerHello hello) {
   peer_partials_ = std::move(hello.partials);
   peer_refused_ = std::move(hello.refused);
   peer_summary_ = std::move(hello.summary);
+  peer_document_count_ = hello.document_count;
   ++peer_flight_messages_;
+  // The peer sends nothing more of flight 1 before it has this side's hello,
+  // which follows the snapshot.
+  if (snapshot_taken_) DecideListing();
   return absl::OkStatus();
 }
 
@@ -891,6 +1004,7 @@ void SyncSession::NoteClockOffset(uint64_t peer_wall_ms) {
 absl::Status SyncSession::OnDocuments(absl::string_view payload) {
   if (!peer_hello_ || peer_flight1_done_) return Violation("documents outside flight 1");
   if (listing_skipped_) return Violation("documents after equal summaries");
+  if (drilling_ && !drill_done_) return Violation("documents before the drill-down ended");
   ++peer_flight_messages_;
   // Decoded entries cost more memory than their encoding; charge about
   // what they take (a document, an author entry, a range) against the
@@ -924,6 +1038,9 @@ absl::Status SyncSession::OnDocuments(absl::string_view payload) {
     absl::StatusOr<absl::string_view> id = in.LengthPrefixed(crdt::kDocumentIdBytesMax, "document id");
     if (!id.ok()) return id.status();
     if (absl::Status s = ValidateDocumentId(*id); !s.ok()) return s;
+    if (drilling_ && !UnderAny(listed_nodes_, DocumentTreeKey(*id))) {
+      return Violation("a document outside the nodes that differ");
+    }
     absl::StatusOr<absl::string_view> hash = in.Bytes(kDocumentHashBytes, "document hash");
     if (!hash.ok()) return hash.status();
     auto [it, fresh] = peer_documents_.try_emplace(std::string(*id));
@@ -947,6 +1064,8 @@ absl::Status SyncSession::OnDocuments(absl::string_view payload) {
       if (!tag_bytes.ok()) return tag_bytes.status();
       uint64_t tag = 0;
       for (char c : *tag_bytes) tag = (tag << 8) | static_cast<unsigned char>(c);
+      absl::StatusOr<absl::string_view> size_class = in.Bytes(1, "log size class");
+      if (!size_class.ok()) return size_class.status();
       absl::StatusOr<uint64_t> count = in.Varint("batch count");
       if (!count.ok()) return count.status();
       if (*count > in.remaining() / 2) return Violation("batch count exceeds the message");
@@ -957,10 +1076,12 @@ absl::Status SyncSession::OnDocuments(absl::string_view payload) {
       if (absl::Status s = charge(96 + 16 * *count); !s.ok()) return s;
       const crdt::AuthorKey& author = in_authors_[static_cast<size_t>(*number)];
       auto [held, first_part] = it->second.holdings.try_emplace(author);
+      const uint8_t listed_class = static_cast<uint8_t>((*size_class)[0]);
       if (first_part) {
         held->second.tag = tag;
-      } else if (held->second.tag != tag) {
-        return Violation("one author listed with two content tags");
+        held->second.size_class = listed_class;
+      } else if (held->second.tag != tag || held->second.size_class != listed_class) {
+        return Violation("one author listed with two content tags or sizes");
       }
       std::vector<crdt::Range>& ranges = held->second.ranges;
       uint64_t previous_first = 0;
@@ -985,6 +1106,36 @@ absl::Status SyncSession::OnDocuments(absl::string_view payload) {
     }
   }
   if (!in.empty()) return Violation("trailing bytes in a document list");
+  return absl::OkStatus();
+}
+
+absl::Status SyncSession::OnDigests(absl::string_view payload) {
+  if (!drilling_ || drill_done_ || peer_flight1_done_) return Violation("digests outside the drill-down");
+  ++peer_flight_messages_;
+  crdt::ByteReader in(payload);
+  absl::StatusOr<uint64_t> depth = in.Varint("depth");
+  if (!depth.ok()) return depth.status();
+  if (*depth != static_cast<uint64_t>(drill_depth_ + 1) ||
+      peer_children_.size() == opened_.size() * kTreeFanout) {
+    return Violation(absl::StrCat("digests of depth ", *depth, " while at depth ", drill_depth_ + 1));
+  }
+  while (!in.empty()) {
+    if (peer_children_.size() == opened_.size() * kTreeFanout) {
+      return Violation("more digests than nodes opened");
+    }
+    NodeDigest d;
+    absl::StatusOr<uint64_t> count = in.Varint("document count");
+    if (!count.ok()) return count.status();
+    if (*count > kSessionDocumentsMax) return Violation("a node with more documents than a session holds");
+    d.count = *count;
+    if (d.count != 0) {
+      absl::StatusOr<absl::string_view> bytes = in.Bytes(8, "node digest");
+      if (!bytes.ok()) return bytes.status();
+      for (char c : *bytes) d.digest = (d.digest << 8) | static_cast<unsigned char>(c);
+    }
+    peer_children_.push_back(d);
+  }
+  MaybeDescend();
   return absl::OkStatus();
 }
 
@@ -1075,7 +1226,9 @@ absl::Status SyncSession::OnEndOfFlight(uint8_t flight, uint32_t messages, uint3
   };
   switch (flight) {
     case 1: {
-      if (!peer_hello_ || peer_flight1_done_) return Violation("end of flight 1 out of order");
+      if (!peer_hello_ || peer_flight1_done_ || (drilling_ && !drill_done_)) {
+        return Violation("end of flight 1 out of order");
+      }
       if (absl::Status s = check_count(); !s.ok()) return s;
       peer_flight1_done_ = true;
       if (out_ == Out::kWaitPeerFlight1) return Compare();

@@ -14,8 +14,9 @@
 //   a.synced() && b.synced();
 //
 // A round is three flights per side: the hello (with a digest of what this
-// side holds) and, unless both digests agree, every document's state hash
-// and stored batch ranges; then the batches the peer lacks or that replace
+// side holds) and, unless both digests agree, the state hash and stored
+// batch ranges of the documents that differ (found by walking a digest
+// tree together, or every document when the interests differ); then the batches the peer lacks or that replace
 // some of its own; then the post-merge state hashes. A side is in sync when
 // the peer's hashes equal its own (or after flight 1 already, when nothing
 // differed). With auto_rounds, a session
@@ -37,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "transport/batch.h"
+#include "transport/document_tree.h"
 #include "transport/sync_store.h"
 
 namespace edgesync::transport {
@@ -95,6 +97,9 @@ struct SessionStats {
   uint64_t pushes_received = 0;
   // Rounds that ended after the hellos: equal interests and summaries.
   uint64_t rounds_idle = 0;
+  // Documents this side listed in flight 1, and drill-down depths walked.
+  uint64_t documents_listed = 0;
+  uint64_t drill_depths = 0;
   // Hellos whose wall clock was further from this side's than the store's
   // ClockSkewMaxMs (the peer's clock or this one is wrong).
   uint64_t peer_clock_skewed = 0;
@@ -153,8 +158,8 @@ class SyncSession {
   void Push(std::string batch);
 
  private:
-  enum class Out { kHello, kDocuments, kEndFlight1, kWaitPeerFlight1, kBatches, kEndFlight2,
-                   kWaitPeerFlight2, kHashes, kEndFlight3, kDone };
+  enum class Out { kHello, kDigests, kWaitPeerDigests, kDocuments, kEndFlight1, kWaitPeerFlight1,
+                   kBatches, kEndFlight2, kWaitPeerFlight2, kHashes, kEndFlight3, kDone };
   struct PeerDocument {
     std::string hash;
     Holdings holdings;
@@ -177,6 +182,14 @@ class SyncSession {
   absl::Status TakeSnapshot();
   absl::StatusOr<std::string> HelloMessage();
   absl::StatusOr<std::string> DocumentsMessage();
+  absl::StatusOr<std::string> DigestsMessage();
+  // Once this side's snapshot and the peer's hello are both in: skip the
+  // listing, list everything, or start the drill-down.
+  void DecideListing();
+  // When both sides' child digests of the opened nodes are complete: opens
+  // the next depth, or ends the drill and keeps only the documents under
+  // the nodes to list.
+  void MaybeDescend();
   absl::StatusOr<std::string> EndFlightMessage(uint8_t flight);
   absl::StatusOr<std::optional<std::string>> BatchesMessage();
   absl::StatusOr<std::string> HashesMessage();
@@ -195,11 +208,13 @@ class SyncSession {
     uint16_t oldest_version = 0;
     std::string summary;
     uint64_t wall_ms = 0;
+    uint32_t document_count = 0;
   };
   absl::Status OnHello(PeerHello hello);
   // Records the peer's clock offset from its hello's wall time (0: unknown).
   void NoteClockOffset(uint64_t peer_wall_ms);
   absl::Status OnDocuments(absl::string_view payload);
+  absl::Status OnDigests(absl::string_view payload);
   absl::Status OnEndOfFlight(uint8_t flight, uint32_t messages, uint32_t batches);
   absl::Status OnBatch(std::string bytes);
   absl::Status OnChunk(absl::string_view id, uint64_t total, uint64_t offset,
@@ -232,6 +247,20 @@ class SyncSession {
   std::string my_summary_;
   // Both hellos carried the same interest and summary: no listing.
   bool listing_skipped_ = false;
+  bool listing_decided_ = false;
+  // The drill-down: this side's documents by tree key, the nodes opened at
+  // the current depth, this side's child digests sent of them, the peer's
+  // received, and the nodes whose documents both sides list.
+  DocumentTree my_tree_;
+  std::vector<uint64_t> my_keys_;  // per my_documents_ entry
+  bool drilling_ = false;
+  bool drill_done_ = false;
+  int drill_depth_ = 0;
+  std::vector<TreeNode> opened_;
+  std::vector<NodeDigest> my_children_;
+  size_t my_children_sent_ = 0;
+  std::vector<NodeDigest> peer_children_;
+  std::vector<TreeNode> listed_nodes_;
   size_t my_documents_next_ = 0;
   // Compare() result.
   bool compared_ = false;
@@ -264,6 +293,7 @@ class SyncSession {
   std::map<std::string, uint64_t> peer_partials_;
   absl::flat_hash_set<crdt::AuthorKey> peer_refused_;
   std::string peer_summary_;
+  uint32_t peer_document_count_ = 0;
   std::map<std::string, PeerDocument> peer_documents_;
   uint64_t peer_documents_bytes_ = 0;
   uint64_t peer_batch_ranges_ = 0;

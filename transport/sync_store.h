@@ -29,11 +29,13 @@ inline constexpr size_t kRefusedAuthorsMax = 256;
 using Coverage = absl::btree_map<crdt::AuthorKey, crdt::RangeSet>;
 
 // One author's stored batches of one document: their seq ranges, ordered by
-// first then last seq, and a tag of their content (BatchContentTag over
-// them, in that order). Thread-compatible value type.
+// first then last seq, a tag of their content (BatchContentTag over them,
+// in that order), and the size class of their total bytes (LogSizeClass).
+// Thread-compatible value type.
 struct AuthorBatches {
   std::vector<crdt::Range> ranges;
   uint64_t tag = 0;
+  uint8_t size_class = 0;
   friend bool operator==(const AuthorBatches&, const AuthorBatches&) = default;
 };
 // What a replica holds of one document, per author.
@@ -41,6 +43,17 @@ using Holdings = absl::btree_map<crdt::AuthorKey, AuthorBatches>;
 
 // The seqs the batches of `holdings` cover, per author.
 Coverage CoverageOf(const Holdings& holdings);
+
+// A log's size in half octaves: floor(2 * log2(bytes)), 0 for no bytes.
+// Two logs of one class are within a factor of sqrt(2) of each other.
+uint8_t LogSizeClass(uint64_t bytes);
+
+// Whether two holdings of a document agree on what a session reconciles:
+// per author, the seqs covered and the log's size class. Logs that split
+// the same seqs into different batches of about the same total size are
+// equal here; a relay's log of fragments and its author's compaction are
+// not (docs/sync-protocol.md, "Log shape").
+bool SameCoverageAndSize(const Holdings& a, const Holdings& b);
 
 // Accumulates the content tag of one author's batches: the first 8 bytes
 // (big-endian) of BLAKE2b-64 over the last 8 bytes of each signed batch, in
@@ -99,13 +112,14 @@ class SyncStore {
   virtual absl::StatusOr<std::string> DocumentHash(absl::string_view document) = 0;
   // The batches that give a replica holding `peer` of `document` everything
   // this replica holds of it: for this replica's own seqs the peer lacks,
-  // compactions of whole stored batches of at most a batch's size each,
-  // which this replica keeps in place of those batches; for other authors,
-  // the stored batches overlapping the seqs the peer lacks. Then, for every
+  // cuts of exactly those seqs (whole stored batches are sent as stored, a
+  // cut of whole batches is kept in their place); for other authors, the
+  // stored batches overlapping the seqs the peer lacks. Then, for every
   // author whose batches differ from the peer's, the stored batches that
-  // would replace some of the peer's (a batch strictly containing one of
-  // the peer's where the peer holds none containing it; every batch when
-  // both hold the same ranges but the content tags differ). With
+  // would replace some of the peer's: when the log size classes differ, a
+  // batch strictly containing one of the peer's where the peer holds none
+  // containing it; when both hold the same ranges but the content tags
+  // differ, every batch. With
   // `equivocation_proofs`, also the two batches of each equivocation proof
   // held for the document (a session asks for them once per document).
   virtual absl::Status PlanBatches(absl::string_view document, const Holdings& peer,

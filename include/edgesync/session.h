@@ -55,9 +55,14 @@ struct SessionStats {
   uint64_t batches_rejected = 0;
   // Batches not sent because the peer's hello says it refuses their author.
   uint64_t batches_withheld = 0;
-  // Rounds that ended after the hellos: both sides held the same batches
-  // of the same documents (equal summaries), so neither listed them.
+  // Rounds that ended after the hellos: both sides held the same seqs and
+  // state of the same documents (equal summaries), so neither listed them.
   uint64_t rounds_idle = 0;
+  // Documents this side listed (state hash and stored batches) in all
+  // rounds: with equal interests, about those that differ, found by a
+  // drill-down over a digest tree whose depths are counted in drill_depths.
+  uint64_t documents_listed = 0;
+  uint64_t drill_depths = 0;
   // Hellos whose sender's wall clock was further from this replica's than
   // its future_skew_max_ms (one of the two clocks is wrong).
   uint64_t peer_clock_skewed = 0;

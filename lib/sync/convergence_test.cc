@@ -159,6 +159,71 @@ TEST(ConvergenceTest, AnIdleRoundCostsTheSameWhateverTheDocumentCount) {
   EXPECT_LT(many, 512u) << "hello and end of flight, each way";
 }
 
+// Bytes (both ways) of the session after `changed` of `documents` documents,
+// in sync before, changed on one side.
+LocalSyncResult SessionAfterChanges(int documents, int changed) {
+  TempDir dir;
+  std::unique_ptr<Replica> a = Open(dir.path() + "/a");
+  std::unique_ptr<Replica> b = Open(dir.path() + "/b");
+  TrustEachOther(*a, *b);
+  for (int i = 0; i < documents; ++i) {
+    EXPECT_TRUE(a->document(absl::StrCat("doc", i)).Put("/v", std::to_string(i)).ok());
+  }
+  MustSync(*a, *b);
+  for (int i = 0; i < changed; ++i) {
+    EXPECT_TRUE(a->document(absl::StrCat("doc", i * 7 % documents)).Put("/v", "-1").ok());
+  }
+  const LocalSyncResult r = MustSync(*a, *b);
+  EXPECT_EQ(*a->document("doc0").Digest(), *b->document("doc0").Digest());
+  return r;
+}
+
+uint64_t Bytes(const LocalSyncResult& r) { return r.a.bytes_sent + r.b.bytes_sent; }
+
+// The sides walk a digest tree down to the documents that differ: a session
+// for one changed document costs about the same among 400 documents as
+// among 10, and lists a handful of them.
+TEST(ConvergenceTest, ASessionForOneChangedDocumentCostsAboutTheSameWhateverTheDocumentCount) {
+  const LocalSyncResult few = SessionAfterChanges(10, 1);
+  const LocalSyncResult many = SessionAfterChanges(400, 1);
+  EXPECT_LT(Bytes(many), Bytes(few) + 1024) << Bytes(few);
+  EXPECT_LE(many.a.documents_listed, 2 * transport::kTreeLeafDocuments);
+  EXPECT_GE(many.a.drill_depths, 2u);
+  // k changed documents cost about k times one.
+  const LocalSyncResult eight = SessionAfterChanges(400, 8);
+  EXPECT_LT(Bytes(eight), 8 * Bytes(many));
+  EXPECT_LE(eight.a.documents_listed, 8 * 2 * transport::kTreeLeafDocuments);
+}
+
+// Both sides change, create and hold documents the other lacks: one
+// session walks the tree from both ends and leaves them equal.
+TEST(ConvergenceTest, TheDrillDownFindsDifferencesOnBothSides) {
+  TempDir dir;
+  std::unique_ptr<Replica> a = Open(dir.path() + "/a");
+  std::unique_ptr<Replica> b = Open(dir.path() + "/b");
+  TrustEachOther(*a, *b);
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_TRUE(a->document(absl::StrCat("doc", i)).Put("/v", std::to_string(i)).ok());
+  }
+  MustSync(*a, *b);
+  for (int i = 0; i < 300; i += 37) ASSERT_TRUE(a->document(absl::StrCat("doc", i)).Put("/a", "1").ok());
+  for (int i = 5; i < 300; i += 41) ASSERT_TRUE(b->document(absl::StrCat("doc", i)).Put("/b", "2").ok());
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(a->document(absl::StrCat("only-a", i)).Put("/v", "10").ok());
+    ASSERT_TRUE(b->document(absl::StrCat("only-b", i)).Put("/v", "20").ok());
+  }
+  const LocalSyncResult r = MustSync(*a, *b);
+  EXPECT_GT(r.a.drill_depths, 0u);
+  EXPECT_LT(r.a.documents_listed + r.b.documents_listed, 300u);
+  for (const std::string& id : {std::string("doc0"), std::string("doc5"), std::string("only-a3"),
+                                std::string("only-b19")}) {
+    EXPECT_EQ(*a->document(id).Get(), *b->document(id).Get()) << id;
+  }
+  EXPECT_EQ(*a->GetVersionVectors(), *b->GetVersionVectors());
+  const LocalSyncResult idle = MustSync(*a, *b);
+  EXPECT_EQ(idle.a.rounds_idle, 1u);
+}
+
 // A peer that speaks only another version is refused, both versions named.
 TEST(ConvergenceTest, APeerOfAnotherProtocolVersionIsRefusedNamingBoth) {
   TempDir dir;

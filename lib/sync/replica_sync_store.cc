@@ -29,16 +29,22 @@ struct AuthorLog {
 absl::StatusOr<AuthorLog> ReadAuthorLog(StoreTxn& txn, uint32_t doc, const crdt::AuthorKey& author) {
   AuthorLog log;
   transport::BatchContentTag tag;
+  uint64_t bytes = 0;
   absl::Status s = txn.ForEachLog(doc, author, 1, crdt::kDotMax, [&](const LogEntry& e) {
     log.batches.ranges.push_back(crdt::Range{e.first, e.last});
     tag.Add(e.bytes);
+    bytes += e.bytes.size();
     log.entries.push_back(e);
     return true;
   });
   if (!s.ok()) return s;
   log.batches.tag = tag.Finish();
+  log.batches.size_class = transport::LogSizeClass(bytes);
   return log;
 }
+
+// About what a batch costs besides its delta: signature, author, header.
+constexpr uint64_t kBatchFixedBytes = 280;
 
 // How many of the peer's batches a repair decision looks at for one of
 // ours; a listing of many overlapping ranges cannot make planning quadratic.
@@ -46,14 +52,16 @@ constexpr size_t kRepairScanMax = 1024;
 
 // Whether our stored batch `e` would replace some of the peer's `theirs`
 // (sorted by first, then last; `reach[i]` the largest last of theirs[0..i]):
-// it strictly contains one of them and the peer holds none containing it,
-// or the peer holds one of the same range and the content tags differ.
+// with `sizes_differ`, it strictly contains one of them and the peer holds
+// none containing it; with `tags_differ`, the peer holds one of the same
+// range.
 bool Replaces(const crdt::Range& e, const std::vector<crdt::Range>& theirs,
-              const std::vector<uint64_t>& reach, bool tags_differ) {
+              const std::vector<uint64_t>& reach, bool sizes_differ, bool tags_differ) {
   auto by_first = [](const crdt::Range& a, const crdt::Range& b) {
     return a.first != b.first ? a.first < b.first : a.last < b.last;
   };
   if (std::binary_search(theirs.begin(), theirs.end(), e, by_first)) return tags_differ;
+  if (!sizes_differ) return false;
   const auto starting_after = std::upper_bound(
       theirs.begin(), theirs.end(), e.first, [](uint64_t f, const crdt::Range& r) { return f < r.first; });
   const size_t before = static_cast<size_t>(starting_after - theirs.begin());
@@ -114,12 +122,12 @@ absl::StatusOr<std::string> ReplicaSyncStore::DocumentHash(absl::string_view doc
 }
 
 absl::Status ReplicaSyncStore::PlanOwnCuts(StoreTxn& txn, uint32_t num, absl::string_view document,
-                                           const crdt::RangeSet& aligned,
+                                           const crdt::RangeSet& seqs,
                                            std::vector<transport::BatchRef>* planned) {
   const crdt::AuthorKey& author = core_->self();
-  for (const crdt::Range& r : aligned.ranges()) {
-    // Whole stored batches, split so that the batches behind one cut add
-    // up to at most kCutSourceBytesMax (a larger single batch is one cut).
+  for (const crdt::Range& r : seqs.ranges()) {
+    // Split so that the stored batches behind one cut add up to at most
+    // kCutSourceBytesMax (a larger single batch is one cut).
     uint64_t piece_first = r.first;
     uint64_t piece_bytes = 0;
     uint64_t piece_last = 0;
@@ -146,8 +154,8 @@ absl::Status ReplicaSyncStore::PlanOwnCuts(StoreTxn& txn, uint32_t num, absl::st
 absl::Status ReplicaSyncStore::PlanRepairs(StoreTxn& txn, uint32_t num, absl::string_view document,
                                            const crdt::AuthorKey& author,
                                            const transport::Holdings& peer,
-                                           const crdt::RangeSet& cut,
                                            std::set<std::string>* stored,
+                                           crdt::RangeSet* repaired,
                                            std::vector<transport::BatchRef>* planned) {
   auto theirs = peer.find(author);
   if (theirs == peer.end()) return absl::OkStatus();  // the missing seqs cover it all
@@ -164,10 +172,18 @@ absl::Status ReplicaSyncStore::PlanRepairs(StoreTxn& txn, uint32_t num, absl::st
   // other rules run first, and a later round, with equal ranges, finds it.
   const bool tags_differ =
       log->batches.ranges == ranges && log->batches.tag != theirs->second.tag;
+  // Logs of one size class are within sqrt(2) of each other: splitting the
+  // same seqs differently is left alone, so a session for a few writes
+  // after an author's tiers merged sends those writes, not the merged tier.
+  // Past that, each side sends its batches that contain several of the
+  // peer's; both then hold the coarser of each, and the same log.
+  const bool sizes_differ = log->batches.size_class != theirs->second.size_class;
+  if (!sizes_differ && !tags_differ) return absl::OkStatus();
   for (const LogEntry& e : log->entries) {
-    if (stored->contains(e.key) || cut.Intersects(e.first, e.last)) continue;
-    if (!Replaces(crdt::Range{e.first, e.last}, ranges, reach, tags_differ)) continue;
+    if (stored->contains(e.key)) continue;
+    if (!Replaces(crdt::Range{e.first, e.last}, ranges, reach, sizes_differ, tags_differ)) continue;
     stored->insert(e.key);
+    repaired->Insert(e.first, e.last);
     planned->push_back(transport::BatchRef{std::string(document), author, e.first, e.last,
                                            /*own_cut=*/false, e.key});
   }
@@ -207,31 +223,46 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
       const crdt::RangeSet& seqs = entry.second;
       auto theirs = peer.find(author);
       const crdt::RangeSet missing = theirs == peer.end() ? seqs : seqs.Minus(theirs->second);
-      crdt::RangeSet aligned;
       if (author != core_->self()) {
         for (const crdt::Range& r : missing.ranges()) {
           if (absl::Status ps = plan_stored(author, r.first, r.last); !ps.ok()) return ps;
         }
-      } else {
-        // Own seqs: each missing range starts where the stored batch holding
-        // its first seq starts, so a cut consists of whole stored batches;
-        // sending it replaces them in this replica's log too
-        // (CutAndKeepOwnRange), so the peer's log mirrors this one.
-        for (const crdt::Range& r : missing.ranges()) {
-          uint64_t first = r.first;
-          absl::Status ls = txn.ForEachLog(num, author, r.first, r.first, [&](const LogEntry& e) {
-            first = std::min(first, e.first);
+      }
+      crdt::RangeSet repaired;
+      if (absl::Status rs = PlanRepairs(txn, num, document, author, peer_holdings, &stored,
+                                        &repaired, &planned);
+          !rs.ok()) {
+        return rs;
+      }
+      if (author == core_->self()) {
+        // Own seqs no repair carries: cuts of exactly those seqs, so that
+        // the bytes follow what the peer lacks, not the stored batch (a
+        // merged tier) holding them. A cut of whole stored batches replaces
+        // them in this replica's log too (CutAndKeepOwnRange); a partial
+        // one is only sent, and the size-class rule settles the logs'
+        // shapes. Except that a stored batch the missing seqs cover only in
+        // part goes whole when that costs at most twice the cut (estimated
+        // as the missing seqs' share of its bytes plus a batch's fixed
+        // bytes): the peer then holds it as this replica does.
+        const crdt::RangeSet uncovered = missing.Minus(repaired);
+        crdt::RangeSet whole;
+        for (const crdt::Range& r : uncovered.ranges()) {
+          absl::Status ls = txn.ForEachLog(num, author, r.first, r.last, [&](const LogEntry& e) {
+            if (e.first >= r.first && e.last <= r.last) return true;
+            const uint64_t overlap = std::min(e.last, r.last) - std::max(e.first, r.first) + 1;
+            const long double share = static_cast<long double>(e.bytes.size()) * overlap /
+                                          (e.last - e.first + 1) + kBatchFixedBytes;
+            if (e.bytes.size() <= 2 * share && stored.insert(e.key).second) {
+              planned.push_back(transport::BatchRef{std::string(document), author, e.first,
+                                                    e.last, /*own_cut=*/false, e.key});
+              whole.Insert(e.first, e.last);
+            }
             return true;
           });
           if (!ls.ok()) return ls;
-          aligned.Insert(first, r.last);
         }
-        if (absl::Status os = PlanOwnCuts(txn, num, document, aligned, &planned); !os.ok()) return os;
-      }
-      if (absl::Status rs = PlanRepairs(txn, num, document, author, peer_holdings, aligned,
-                                        &stored, &planned);
-          !rs.ok()) {
-        return rs;
+        const crdt::RangeSet cut = uncovered.Minus(whole);
+        if (absl::Status os = PlanOwnCuts(txn, num, document, cut, &planned); !os.ok()) return os;
       }
     }
     if (equivocation_proofs) {

@@ -38,16 +38,16 @@ class ReplicaSyncStore : public transport::SyncStore {
   uint64_t ClockSkewMaxMs() override { return core_->options().future_skew_max_ms; }
 
  private:
-  // Plans cuts of this replica's own seqs in `aligned` (whole stored
-  // batches).
+  // Plans cuts of this replica's own `seqs`, each from stored batches of at
+  // most kCutSourceBytesMax in all.
   absl::Status PlanOwnCuts(StoreTxn& txn, uint32_t num, absl::string_view document,
-                           const crdt::RangeSet& aligned, std::vector<transport::BatchRef>* planned);
+                           const crdt::RangeSet& seqs, std::vector<transport::BatchRef>* planned);
   // Plans the stored batches of `author` that would replace some of the
-  // peer's (PlanBatches), skipping those in `stored` (already planned) or
-  // overlapping `cut` (own seqs being cut).
+  // peer's (PlanBatches), skipping those in `stored` (already planned), and
+  // adds the seqs they hold to `repaired`.
   absl::Status PlanRepairs(StoreTxn& txn, uint32_t num, absl::string_view document,
                            const crdt::AuthorKey& author, const transport::Holdings& peer,
-                           const crdt::RangeSet& cut, std::set<std::string>* stored,
+                           std::set<std::string>* stored, crdt::RangeSet* repaired,
                            std::vector<transport::BatchRef>* planned);
 
   std::shared_ptr<ReplicaCore> core_;

@@ -37,6 +37,8 @@ SessionStats ToPublic(const transport::SessionStats& s) {
   out.batches_rejected = s.batches_rejected;
   out.batches_withheld = s.batches_withheld;
   out.rounds_idle = s.rounds_idle;
+  out.documents_listed = s.documents_listed;
+  out.drill_depths = s.drill_depths;
   out.peer_clock_skewed = s.peer_clock_skewed;
   return out;
 }

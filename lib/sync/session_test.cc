@@ -325,6 +325,62 @@ TEST(SessionTest, AHelloRefusingTooManyOrMalformedKeysFailsTheSession) {
   EXPECT_EQ(*p.b->document("d").Digest(), before);
 }
 
+// A round-1 message from a peer claiming `documents` documents and a
+// summary unlike anyone's, so that the drill-down starts.
+std::string DrillHello(uint32_t documents) {
+  capnp::MallocMessageBuilder message;
+  auto m = message.initRoot<transport::schema::SyncMessage>();
+  m.setRound(1);
+  auto hello = m.initHello();
+  hello.setProtocolVersion(transport::kSyncProtocolVersion);
+  hello.setMaxMessageBytes(64u << 10);
+  hello.initInterest(1).set(0, "");
+  hello.setSummary(transport::AsCapnpData(std::string(16, '\x5a')));
+  hello.setDocumentCount(documents);
+  return transport::MessageToBytes(message);
+}
+
+std::string DigestsMessage(const std::string& payload) {
+  capnp::MallocMessageBuilder message;
+  auto m = message.initRoot<transport::schema::SyncMessage>();
+  m.setRound(1);
+  m.setDigests(transport::AsCapnpData(payload));
+  return transport::MessageToBytes(message);
+}
+
+TEST(SessionTest, DigestsOutOfTheDrillDownFailTheSession) {
+  Pair p;
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(p.b->document("d" + std::to_string(i)).Put("/x", "1").ok());
+  const std::string before = *p.b->document("d7").Digest();
+  auto drill = [&](uint32_t documents) {
+    std::unique_ptr<Session> s = *Session::Create(*p.b);
+    EXPECT_TRUE(s->Next().ok());  // its hello: the snapshot is taken
+    EXPECT_TRUE(s->Receive(DrillHello(documents)).ok());
+    return s;
+  };
+  // Depth 2 before depth 1.
+  std::unique_ptr<Session> s = drill(100);
+  absl::Status st = s->Receive(DigestsMessage(std::string("\x02\x00", 2)));
+  EXPECT_EQ(st.message(), "sync protocol violation: digests of depth 2 while at depth 1");
+  // 17 children of one opened node.
+  s = drill(100);
+  st = s->Receive(DigestsMessage(std::string("\x01") + std::string(17, '\x00')));
+  EXPECT_EQ(st.message(), "sync protocol violation: more digests than nodes opened");
+  // A listing before the drill ended.
+  s = drill(100);
+  capnp::MallocMessageBuilder message;
+  auto m = message.initRoot<transport::schema::SyncMessage>();
+  m.setRound(1);
+  m.setDocuments(transport::AsCapnpData(std::string("\x00\x00", 2)));
+  st = s->Receive(transport::MessageToBytes(message));
+  EXPECT_EQ(st.message(), "sync protocol violation: documents before the drill-down ended");
+  // A peer with no documents gets the whole listing: digests are out of place.
+  s = drill(0);
+  st = s->Receive(DigestsMessage(std::string("\x01\x00", 2)));
+  EXPECT_EQ(st.message(), "sync protocol violation: digests outside the drill-down");
+  EXPECT_EQ(*p.b->document("d7").Digest(), before);
+}
+
 // A session message pushing `batch`.
 std::string PushMessage(const std::string& batch) {
   capnp::MallocMessageBuilder message;
