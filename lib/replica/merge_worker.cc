@@ -1,10 +1,21 @@
 #include "lib/replica/merge_worker.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <utility>
 
 namespace edgesync::internal {
+
+namespace {
+
+// The worker thread's nice value: merges yield the CPU to committing
+// threads (on Linux a thread has its own nice value).
+constexpr int kWorkerNice = 10;
+
+}  // namespace
 
 MergeWorker::MergeWorker(std::function<void(const std::string&)> merge)
     : merge_(std::move(merge)) {}
@@ -43,6 +54,9 @@ bool MergeWorker::stopping() const {
 
 void MergeWorker::Run() {
   pthread_setname_np(pthread_self(), "edgesync-merge");
+  // Raising one's own nice value needs no privilege; if it fails anyway,
+  // merges run at the default priority.
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kWorkerNice);
   absl::MutexLock lock(&mu_);
   while (true) {
     while (!stop_ && queue_.empty()) changed_.Wait(&mu_);

@@ -3,7 +3,8 @@
 // MergeWorker: one background thread that runs a replica's large tier
 // merges, one document at a time, so that a commit never waits for one
 // (docs/architecture.md, "Tier merges"). It knows nothing of merging: it
-// queues document ids and calls the function it was given with each.
+// queues document ids and calls the function it was given with each, on a
+// thread of lower priority (nice 10) than the committing ones.
 //
 //   MergeWorker worker([&](const std::string& doc) { MergeTiers(doc); });
 //   worker.Schedule("pump-7");  // returns at once
