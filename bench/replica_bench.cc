@@ -2,9 +2,8 @@
 // one mutation per transaction (kDurable and kFast) and with 1,000
 // mutations per transaction; remote batches applied per second (signature
 // verification included); SetAdd and SetRemove, one member per commit, on
-// sets of 1,000 and 300,000 members; one-key commit latency while a merge
-// of two ~7 MiB tiers is due; bytes of the batch a one-key counter write
-// makes;
+// sets of 1,000 and 300,000 members; bytes of the batch a one-key counter
+// write makes (commit latency during tier merges: tier_merge_bench.cc);
 // and, in the same run for comparison, raw LMDB with one put per synced
 // commit (default flags).
 //
@@ -34,6 +33,7 @@
 #include "crdt/memory_store.h"
 #include "crdt/transaction_builder.h"
 #include "crdt/hlc.h"
+#include "bench/bench_dir.h"
 #include "edgesync/replica.h"
 #include "transport/batch.h"
 #include "transport/signing_key.h"
@@ -41,40 +41,8 @@
 namespace edgesync {
 namespace {
 
-class BenchDir {
- public:
-  BenchDir() {
-    const char* base = std::getenv("EDGESYNC_BENCH_DIR");
-    if (base == nullptr || *base == '\0') base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-                       "/edgesync-replica-bench-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      std::perror("mkdtemp");
-      std::abort();
-    }
-    path_ = tmpl;
-  }
-  ~BenchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 Durability DurabilityArg(const benchmark::State& state) {
   return state.range(0) == 0 ? Durability::kDurable : Durability::kFast;
-}
-
-std::unique_ptr<Replica> OpenOrAbort(const std::string& dir, const ReplicaOptions& options) {
-  absl::StatusOr<std::unique_ptr<Replica>> r = Replica::Open(dir, options);
-  if (!r.ok()) {
-    std::fprintf(stderr, "Replica::Open: %s\n", r.status().ToString().c_str());
-    std::abort();
-  }
-  return *std::move(r);
 }
 
 // Local commits, one Put each.
@@ -147,53 +115,6 @@ void BM_SetRemovePerCommit(benchmark::State& state) {
   state.SetLabel("kFast, one member per commit");
 }
 BENCHMARK(BM_SetRemovePerCommit)->Arg(1000)->Arg(300000)->Iterations(200)->UseRealTime()->Unit(benchmark::kMicrosecond);
-
-// Commit latency while a large tier merge is due: the document's own log
-// holds two ~7 MiB batches (written with auto_compact off, so they did not
-// merge), then the replica is reopened with auto_compact on and makes 300
-// one-key commits; the first finds the pair to merge. Counters are the
-// latencies' median, p99 and maximum in microseconds.
-void BM_CommitLatencyDuringTierMerge(benchmark::State& state) {
-  for (auto _ : state) {
-    state.PauseTiming();
-    BenchDir dir;
-    ReplicaOptions options;
-    options.durability = Durability::kFast;
-    options.auto_compact = false;
-    {
-      auto r = OpenOrAbort(dir.path() + "/r", options);
-      std::mt19937_64 rng(7);
-      constexpr char kAlphabet[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_";
-      for (const char* prefix : {"/a", "/b"}) {
-        Transaction t = r->document("bench").Begin();
-        for (int k = 0; k < 9000; ++k) {
-          std::string v = "\"";
-          for (int c = 0; c < 1024; ++c) v += kAlphabet[rng() % 64];
-          v += "\"";
-          if (!t.Put(absl::StrCat(prefix, k), v).ok()) std::abort();
-        }
-        if (!t.Commit().ok()) std::abort();
-      }
-    }
-    options.auto_compact = true;
-    auto r = OpenOrAbort(dir.path() + "/r", options);
-    Document d = r->document("bench");
-    std::vector<double> us;
-    for (int i = 0; i < 300; ++i) {
-      const auto start = std::chrono::steady_clock::now();
-      if (!d.Put("/k", absl::StrCat(i)).ok()) std::abort();
-      us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
-    }
-    std::sort(us.begin(), us.end());
-    state.counters["p50_us"] = us[us.size() / 2];
-    state.counters["p99_us"] = us[us.size() * 99 / 100];
-    state.counters["max_us"] = us.back();
-    state.counters["compactions"] = static_cast<double>(r->stats().compactions);
-    state.ResumeTiming();
-  }
-  state.SetLabel("kFast, 300 one-key commits");
-}
-BENCHMARK(BM_CommitLatencyDuringTierMerge)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Local commits of 1,000 Puts each; items are mutations.
 void BM_CommitThousandMutations(benchmark::State& state) {

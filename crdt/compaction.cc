@@ -20,25 +20,34 @@ bool HasRow(const std::vector<Row>& rows, const RowKey& key) {
 
 absl::StatusOr<Delta> Compact(StateStore* author_state, const AuthorKey& author, uint64_t first,
                               uint64_t last, const std::vector<const Delta*>& deltas) {
+  absl::StatusOr<Delta> joined = JoinDeltas(deltas);
+  if (!joined.ok()) return joined.status();
+  return CompactJoined(author_state, author, first, last, *joined);
+}
+
+absl::StatusOr<Delta> JoinDeltas(const std::vector<const Delta*>& deltas) {
   MemoryStore joined;
   for (const Delta* d : deltas) {
     absl::StatusOr<JoinResult> r = Join(&joined, *d);
     if (!r.ok()) return r.status();
   }
-  Delta all = joined.ToDelta();
+  return joined.ToDelta();
+}
 
+absl::StatusOr<Delta> CompactJoined(StateStore* author_state, const AuthorKey& author,
+                                    uint64_t first, uint64_t last, const Delta& joined) {
   Delta out;
   // Store: the range's entries that are live in the author's state.
-  for (Row& row : all.rows) {
+  for (const Row& row : joined.rows) {
     if (row.key.dot.author != author || row.key.dot.n < first || row.key.dot.n > last) continue;
     absl::StatusOr<std::optional<RowValue>> live = author_state->GetRow(row.key);
     if (!live.ok()) return live.status();
-    if (live->has_value()) out.rows.push_back(std::move(row));
+    if (live->has_value()) out.rows.push_back(row);
   }
 
   // Context: everything the deltas saw plus the range, minus every dot that
   // is live in the author's state without its entry here.
-  out.context = all.context;
+  out.context = joined.context;
   out.context.Insert(author, first, last);
   std::vector<Dot> unclaimed;
   for (const auto& [a, dots] : out.context.by_author()) {

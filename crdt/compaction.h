@@ -33,6 +33,14 @@ namespace edgesync::crdt {
 absl::StatusOr<Delta> Compact(StateStore* author_state, const AuthorKey& author, uint64_t first,
                               uint64_t last, const std::vector<const Delta*>& deltas);
 
+// Compact in two steps, so that the join, which needs no state, can run
+// apart from the reads of the author's state: JoinDeltas joins `deltas`;
+// CompactJoined takes that join in place of `deltas`.
+// Compact(X, a, k, n, ds) == CompactJoined(X, a, k, n, JoinDeltas(ds)).
+absl::StatusOr<Delta> JoinDeltas(const std::vector<const Delta*>& deltas);
+absl::StatusOr<Delta> CompactJoined(StateStore* author_state, const AuthorKey& author,
+                                    uint64_t first, uint64_t last, const Delta& joined);
+
 }  // namespace edgesync::crdt
 
 #endif  // EDGESYNC_CRDT_COMPACTION_H_

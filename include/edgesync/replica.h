@@ -111,6 +111,11 @@ class Replica {
   // Counters of this replica since it was opened.
   ReplicaStats stats() const;
 
+  // Returns once the tier merges that commits so far handed to the merge
+  // thread have run (ReplicaOptions::compact_in_background; at once when
+  // it is off). Commits of other threads meanwhile may hand it more.
+  void WaitForCompaction();
+
   // The engine behind this API, for lib/ (sessions, node, C API).
   internal::ReplicaCore& core() { return *core_; }
   std::shared_ptr<internal::ReplicaCore> core_ptr() const { return core_; }

@@ -70,6 +70,14 @@ struct ReplicaOptions {
   uint64_t future_skew_max_ms = 5 * 60 * 1000;
   // Compact this replica's own logs by size tiers after commits.
   bool auto_compact = true;
+  // With auto_compact: a commit merges only small tier pairs itself (a
+  // bounded cost) and leaves larger ones to a merge thread of this
+  // replica, so that no commit waits for a large merge; the thread never
+  // holds the write lock except for a short swap of the merged batch
+  // (Replica::WaitForCompaction waits for it). When false, every tier
+  // merge runs inside the commit that made it due, which is deterministic
+  // (the simulator uses it).
+  bool compact_in_background = true;
   // Borrowed; must outlive the replica. nullptr: the system clock.
   WallClock* clock = nullptr;
   // Borrowed; must outlive the replica. nullptr: the system's boot clock,
@@ -192,6 +200,9 @@ struct ReplicaStats {
   // Proofs of equivocation found (each quarantined an author on a document).
   uint64_t equivocations = 0;
   uint64_t compactions = 0;
+  // Background tier merges that failed on a store error (the log keeps
+  // the batches they would have merged).
+  uint64_t compaction_failures = 0;
   uint64_t bytes_applied = 0;
   uint64_t bytes_authored = 0;
   // Local wall-clock readings that ran ahead of the boot clock by more than

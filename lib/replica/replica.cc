@@ -112,6 +112,8 @@ void Replica::Unsubscribe(uint64_t id) { core_->Unsubscribe(id); }
 
 ReplicaStats Replica::stats() const { return core_->stats(); }
 
+void Replica::WaitForCompaction() { core_->WaitForMerges(); }
+
 // ---------------------------------------------------------------- Transaction
 
 Transaction::Transaction(std::shared_ptr<internal::ReplicaCore> core, std::string document)

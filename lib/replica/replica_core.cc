@@ -26,13 +26,6 @@ namespace edgesync::internal {
 
 namespace {
 
-// Source bytes merged into one compacted batch by Compact(); larger logs
-// become several compacted batches. Sources are compressed, so this stays
-// well below the uncompressed delta limit at any usual compression ratio
-// (and a merge that would pass it anyway is skipped).
-constexpr uint64_t kCompactionSourceBytesMax = uint64_t{16} << 20;
-// Automatic compaction treats smaller log batches as this size.
-constexpr uint64_t kTierFloorBytes = 1024;
 // Large batches kept partly received across sessions.
 constexpr size_t kPartialTransfersMax = 4;
 
@@ -230,7 +223,8 @@ ReplicaCore::ReplicaCore(std::string dir, const ReplicaOptions& options,
       clock_(options.clock != nullptr ? options.clock : owned_clock_.get()),
       owned_boot_clock_(std::move(owned_boot_clock)),
       boot_clock_(options.boot_clock != nullptr ? options.boot_clock : owned_boot_clock_.get()),
-      partials_(kPartialTransfersMax, 2 * transport::kBatchBytesMax) {}
+      partials_(kPartialTransfersMax, 2 * transport::kBatchBytesMax),
+      merge_worker_([this](const std::string& document) { MergeTiersInBackground(document); }) {}
 
 ReplicaCore::~ReplicaCore() = default;
 
@@ -347,8 +341,10 @@ absl::StatusOr<CommitInfo> ReplicaCore::Commit(absl::string_view document,
   Change change;
   std::string sealed;
   bool suspect = false;
+  bool merge_due = false;
   absl::Status s = store_->Write([&](StoreTxn& txn) -> absl::Status {
     info = CommitInfo();
+    merge_due = false;
     absl::StatusOr<DocumentRecord> doc = txn.GetOrCreateDocument(document);
     if (!doc.ok()) return doc.status();
     DocumentState state(&txn, &*doc);
@@ -390,7 +386,9 @@ absl::StatusOr<CommitInfo> ReplicaCore::Commit(absl::string_view document,
     own->Insert(first, last);
     if (absl::Status cs = txn.SetCoverage(doc->num, self(), *own); !cs.ok()) return cs;
     if (options_.auto_compact) {
-      if (absl::Status ts = CompactTiers(txn, state, *doc); !ts.ok()) return ts;
+      absl::StatusOr<bool> due = CompactTiers(txn, state, *doc, InlineMergeBytesMax());
+      if (!due.ok()) return due.status();
+      merge_due = *due;
     }
     if (absl::Status fs = state.Flush(); !fs.ok()) return fs;
     crdt::JoinResult changed;
@@ -410,6 +408,7 @@ absl::StatusOr<CommitInfo> ReplicaCore::Commit(absl::string_view document,
   counters_.commits.fetch_add(1, std::memory_order_relaxed);
   counters_.batches_authored.fetch_add(1, std::memory_order_relaxed);
   counters_.bytes_authored.fetch_add(info.batch_bytes, std::memory_order_relaxed);
+  if (merge_due) merge_worker_.Schedule(document);
   Notify(change);
   std::vector<std::shared_ptr<Subscription>> observers;
   {
@@ -429,28 +428,49 @@ absl::StatusOr<std::string> ReplicaCore::SealCompacted(DocumentState& state,
                                                        uint64_t last,
                                                        const std::vector<LogEntry>& sources,
                                                        crdt::CompressionEffort effort) {
+  std::vector<absl::string_view> bytes;
+  for (const LogEntry& e : sources) bytes.push_back(e.bytes);
+  absl::StatusOr<JoinedSources> joined = JoinStored(bytes);
+  if (!joined.ok()) return joined.status();
+  absl::StatusOr<crdt::Delta> compacted =
+      crdt::CompactJoined(&state, self(), first, last, joined->joined);
+  if (!compacted.ok()) return compacted.status();
+  return SealCompactedDelta(doc.id, first, last, joined->hlc, *compacted, effort);
+}
+
+absl::StatusOr<ReplicaCore::JoinedSources> ReplicaCore::JoinStored(
+    const std::vector<absl::string_view>& sources) {
   std::vector<crdt::Delta> deltas;
   deltas.reserve(sources.size());
-  uint64_t hlc = 0;
-  for (const LogEntry& e : sources) {
+  JoinedSources out;
+  for (absl::string_view bytes : sources) {
     // Our own log: verified (or authored) before it was stored.
-    absl::StatusOr<DecodedBatch> d = DecodeStored(e.bytes);
+    absl::StatusOr<DecodedBatch> d = DecodeStored(bytes);
     if (!d.ok()) return d.status();
-    hlc = std::max(hlc, d->batch.header.hlc);
+    out.hlc = std::max(out.hlc, d->batch.header.hlc);
     deltas.push_back(std::move(d->delta));
   }
   std::vector<const crdt::Delta*> ptrs;
   for (const crdt::Delta& d : deltas) ptrs.push_back(&d);
-  absl::StatusOr<crdt::Delta> compacted = crdt::Compact(&state, self(), first, last, ptrs);
-  if (!compacted.ok()) return compacted.status();
+  absl::StatusOr<crdt::Delta> joined = crdt::JoinDeltas(ptrs);
+  if (!joined.ok()) return joined.status();
+  out.joined = *std::move(joined);
+  return out;
+}
+
+absl::StatusOr<std::string> ReplicaCore::SealCompactedDelta(absl::string_view document,
+                                                            uint64_t first, uint64_t last,
+                                                            uint64_t hlc,
+                                                            const crdt::Delta& compacted,
+                                                            crdt::CompressionEffort effort) const {
   transport::BatchHeader header;
-  header.document = doc.id;
+  header.document = std::string(document);
   header.author = self();
   header.seq_first = first;
   header.seq_last = last;
   header.hlc = hlc;
   header.compacted = true;
-  return SealDelta(header, *compacted, effort);
+  return SealDelta(header, compacted, effort);
 }
 
 absl::StatusOr<std::string> ReplicaCore::SealDelta(const transport::BatchHeader& header,
@@ -471,12 +491,14 @@ absl::StatusOr<std::string> ReplicaCore::SealDelta(const transport::BatchHeader&
   return transport::SealBatch(header, encoded, identity_);
 }
 
-absl::Status ReplicaCore::MergeOwnEntries(StoreTxn& txn, DocumentState& state, DocumentRecord& doc,
-                                          const std::vector<LogEntry>& group) {
-  if (group.size() < 2) return absl::OkStatus();
+absl::StatusOr<bool> ReplicaCore::MergeOwnEntries(StoreTxn& txn, DocumentState& state,
+                                                  DocumentRecord& doc,
+                                                  const std::vector<LogEntry>& group) {
+  if (group.size() < 2) return false;
   absl::StatusOr<std::string> merged =
       SealCompacted(state, doc, group.front().first, group.back().last, group,
                     crdt::CompressionEffort::kFast);
+  if (absl::IsResourceExhausted(merged.status())) return false;
   if (!merged.ok()) return merged.status();
   // Copy the keys: erasing invalidates the entries' views.
   std::vector<std::string> keys;
@@ -484,43 +506,12 @@ absl::Status ReplicaCore::MergeOwnEntries(StoreTxn& txn, DocumentState& state, D
   for (const std::string& k : keys) {
     if (absl::Status s = txn.EraseLog(k); !s.ok()) return s;
   }
-  counters_.compactions.fetch_add(1, std::memory_order_relaxed);
-  return txn.PutLog(doc.num, self(), group.front().first, group.back().last, *merged);
-}
-
-absl::Status ReplicaCore::CompactTiers(StoreTxn& txn, DocumentState& state, DocumentRecord& doc) {
-  while (true) {
-    std::vector<LogEntry> entries;
-    absl::Status s = txn.ForEachLog(doc.num, self(), 1, crdt::kDotMax, [&](const LogEntry& e) {
-      entries.push_back(e);
-      return true;
-    });
-    if (!s.ok()) return s;
-    // The newest pair of neighbours of similar size: every pair is looked
-    // at, so older entries keep merging after a large one lands on top.
-    // Never merge a batch with one more than twice its size, nor across a
-    // gap, nor past the size of one compacted batch. Sizes below the tier
-    // floor count as the floor: a batch's fixed part (signature, header,
-    // ~280 bytes) would otherwise keep a one-write batch from ever merging
-    // with a neighbour of a few writes.
-    size_t pick = entries.size();
-    for (size_t i = entries.size(); i-- > 1;) {
-      const LogEntry& older = entries[i - 1];
-      const LogEntry& newer = entries[i];
-      const uint64_t a = std::max<uint64_t>(older.bytes.size(), kTierFloorBytes);
-      const uint64_t b = std::max<uint64_t>(newer.bytes.size(), kTierFloorBytes);
-      if (older.last + 1 == newer.first && std::max(a, b) <= 2 * std::min(a, b) &&
-          a + b <= kCompactionSourceBytesMax) {
-        pick = i;
-        break;
-      }
-    }
-    if (pick == entries.size()) return absl::OkStatus();
-    absl::Status m = MergeOwnEntries(txn, state, doc, {entries[pick - 1], entries[pick]});
-    // A merge whose result would be too large for one batch stops the tiers.
-    if (absl::IsResourceExhausted(m)) return absl::OkStatus();
-    if (!m.ok()) return m;
+  if (absl::Status s = txn.PutLog(doc.num, self(), group.front().first, group.back().last, *merged);
+      !s.ok()) {
+    return s;
   }
+  counters_.compactions.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 absl::Status ReplicaCore::Compact(absl::string_view document) {
@@ -560,10 +551,9 @@ absl::Status ReplicaCore::Compact(absl::string_view document) {
     for (size_t i = 0; i < groups.size(); ++i) {
       if (groups[i].size() < 2) continue;
       for (size_t j = 0; j < groups[i].size(); ++j) groups[i][j].bytes = copies[i][j];
-      absl::Status m = MergeOwnEntries(txn, state, **doc, groups[i]);
-      if (absl::IsResourceExhausted(m)) continue;  // too large for one batch: left as it is
-      if (!m.ok()) return m;
-      merged_any = true;
+      absl::StatusOr<bool> m = MergeOwnEntries(txn, state, **doc, groups[i]);
+      if (!m.ok()) return m.status();
+      merged_any = merged_any || *m;  // false: too large for one batch, left as it is
     }
     if (!merged_any) return NothingToWrite();
     return state.Flush();
@@ -1433,6 +1423,7 @@ ReplicaStats ReplicaCore::stats() const {
   s.rejected_equivocated = counters_.rejected_equivocated.load();
   s.equivocations = counters_.equivocations.load();
   s.compactions = counters_.compactions.load();
+  s.compaction_failures = counters_.compaction_failures.load();
   s.bytes_applied = counters_.bytes_applied.load();
   s.bytes_authored = counters_.bytes_authored.load();
   s.clock_suspect_readings = counters_.clock_suspect_readings.load();

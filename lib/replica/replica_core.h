@@ -6,8 +6,12 @@
 // Commit: inside one LMDB write transaction it allocates the seq range and
 // HLC time, applies the mutations through crdt::TransactionBuilder, seals
 // the delta into a signed batch, appends it to this replica's log, extends
-// coverage and compacts the log by size tiers; the batch exists only once
-// that transaction is durable.
+// coverage and merges the log's small size tiers; the batch exists only once
+// that transaction is durable. Larger tier merges run on a merge thread
+// (lib/replica/merge_worker.h) unless ReplicaOptions::compact_in_background
+// is off: computed outside the write lock, installed by a short write
+// transaction only if their sources are still in the log
+// (lib/replica/tier_merge.cc).
 //
 // Apply: a batch is size-checked, signature-verified and decoded outside the
 // write lock, then in one write transaction: trusted-author check, join,
@@ -35,8 +39,10 @@
 #include "crdt/join.h"
 #include "edgesync/types.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "lib/replica/claims.h"
 #include "lib/replica/equivocation.h"
+#include "lib/replica/merge_worker.h"
 #include "lib/replica/pending_mutation.h"
 #include "lib/store/document_state.h"
 #include "lib/store/replica_store.h"
@@ -46,6 +52,12 @@
 #include "transport/sync_store.h"
 
 namespace edgesync::internal {
+
+// Source bytes merged into one compacted batch (by Compact() and by tier
+// merges); larger logs become several compacted batches. Sources are
+// compressed, so this stays well below the uncompressed delta limit at any
+// usual compression ratio (and a merge that would pass it anyway is skipped).
+inline constexpr uint64_t kCompactionSourceBytesMax = uint64_t{16} << 20;
 
 // What happened to one batch. kHeld: it waits for the batches its context
 // claims (lib/replica/claims.h).
@@ -136,6 +148,14 @@ class ReplicaCore {
   // The last change-feed sequence number (any process's writes).
   absl::StatusOr<uint64_t> ChangeSeq();
 
+  // Returns once the tier merges handed to the merge thread so far have run
+  // (at once when compact_in_background is off).
+  void WaitForMerges();
+  // Calls `hook` (nullptr: none) on the merge thread with the document id
+  // after each background merge has computed its batch and before it
+  // installs it. For tests: a hook that blocks holds the merge there.
+  void SetMergeHook(std::function<void(const std::string& document)> hook);
+
   // In Durability::kFast, flushes the store so no batch leaves before it is
   // durable (a no-op in kDurable).
   absl::Status EnsureDurable();
@@ -180,6 +200,7 @@ class ReplicaCore {
     std::atomic<uint64_t> rejected_equivocated{0};
     std::atomic<uint64_t> equivocations{0};
     std::atomic<uint64_t> compactions{0};
+    std::atomic<uint64_t> compaction_failures{0};
     std::atomic<uint64_t> bytes_applied{0};
     std::atomic<uint64_t> bytes_authored{0};
     std::atomic<uint64_t> clock_suspect_readings{0};
@@ -285,16 +306,38 @@ class ReplicaCore {
   // Brings a store of an older format to kStoreFormatVersion.
   absl::Status MigrateStore();
   // Merges the newest own batches of `doc` while neighbours are within 2x
-  // in size.
-  absl::Status CompactTiers(StoreTxn& txn, DocumentState& state, DocumentRecord& doc);
+  // in size and together at most `pair_bytes_max` (lib/replica/tier_merge.cc,
+  // as the functions down to SkipTierPair). Returns whether a larger pair is
+  // due (for the merge thread).
+  absl::StatusOr<bool> CompactTiers(StoreTxn& txn, DocumentState& state, DocumentRecord& doc,
+                                    uint64_t pair_bytes_max);
+  // The merge thread's work on `document`: merges its due tier pairs one at
+  // a time (MergeNextTierPair) until none is left, the replica stops or
+  // fails, or the log keeps changing under the merges.
+  void MergeTiersInBackground(const std::string& document);
+  enum class MergeStep { kNothingDue, kInstalled, kSourcesChanged, kTooLarge };
+  // Merges the newest due tier pair of `document`: reads and copies it in a
+  // read transaction, joins, compacts against the author's state (a second
+  // read transaction) and signs outside any transaction, then installs the
+  // batch in a write transaction that first checks that the pair is still
+  // exactly the log's entries over its range (kSourcesChanged otherwise,
+  // nothing written). kTooLarge if the merged batch would be over the batch
+  // limits: the pair is then skipped (SkipTierPair).
+  absl::StatusOr<MergeStep> MergeNextTierPair(const std::string& document);
+  // Pairs whose merge was too large for one batch, by (document number,
+  // first seq, last seq): tier merges leave them as they are until the
+  // replica is reopened. At most kSkippedTierPairsMax are remembered.
+  void SkipTierPair(uint32_t doc, uint64_t first, uint64_t last);
+  bool TierPairSkipped(uint32_t doc, uint64_t first, uint64_t last);
   // The record of `document` if this replica's log of it covers its own
   // seqs [first, last]; kFailedPrecondition otherwise.
   absl::StatusOr<DocumentRecord> DocumentCoveringOwn(StoreTxn& txn, absl::string_view document,
                                                      uint64_t first, uint64_t last);
   // Replaces own log entries `group` (contiguous, in order) with one
-  // compacted batch.
-  absl::Status MergeOwnEntries(StoreTxn& txn, DocumentState& state, DocumentRecord& doc,
-                               const std::vector<LogEntry>& group);
+  // compacted batch. Returns false, writing nothing, if `group` has fewer
+  // than two entries or their merge would be over the batch limits.
+  absl::StatusOr<bool> MergeOwnEntries(StoreTxn& txn, DocumentState& state, DocumentRecord& doc,
+                                       const std::vector<LogEntry>& group);
   // Encodes and signs `delta`; kResourceExhausted if its uncompressed size
   // is over what receivers accept.
   absl::StatusOr<std::string> SealDelta(const transport::BatchHeader& header,
@@ -304,6 +347,20 @@ class ReplicaCore {
                                             uint64_t first, uint64_t last,
                                             const std::vector<LogEntry>& sources,
                                             crdt::CompressionEffort effort);
+  // The join of stored own batches `sources` and the largest of their
+  // header times.
+  struct JoinedSources {
+    crdt::Delta joined;
+    uint64_t hlc = 0;
+  };
+  static absl::StatusOr<JoinedSources> JoinStored(const std::vector<absl::string_view>& sources);
+  // Seals `compacted`, this replica's seqs [first, last] of `document`.
+  absl::StatusOr<std::string> SealCompactedDelta(absl::string_view document, uint64_t first,
+                                                 uint64_t last, uint64_t hlc,
+                                                 const crdt::Delta& compacted,
+                                                 crdt::CompressionEffort effort) const;
+  // Own tier pairs over this many source bytes merge on the merge thread.
+  uint64_t InlineMergeBytesMax() const;
 
   const std::string dir_;
   const ReplicaOptions options_;
@@ -330,6 +387,12 @@ class ReplicaCore {
   uint64_t next_subscription_ ABSL_GUARDED_BY(subscriptions_mu_) = 1;
   std::vector<std::shared_ptr<Subscription>> subscriptions_ ABSL_GUARDED_BY(subscriptions_mu_);
   std::vector<std::shared_ptr<Subscription>> commit_observers_ ABSL_GUARDED_BY(subscriptions_mu_);
+
+  absl::Mutex merge_mu_;
+  std::function<void(const std::string&)> merge_hook_ ABSL_GUARDED_BY(merge_mu_);
+  absl::flat_hash_set<std::string> skipped_tier_pairs_ ABSL_GUARDED_BY(merge_mu_);
+  // Last: its thread ends before the members it uses are destroyed.
+  MergeWorker merge_worker_;
 };
 
 }  // namespace edgesync::internal

@@ -1,9 +1,11 @@
 // Nothing acknowledged is lost: a writer process is killed with SIGKILL at
 // random moments (EDGESYNC_CRASH_KILLS times, 100 by default) and every
-// write it acknowledged is read back after each kill. SIGKILL leaves the
-// page cache alone, so a second test counts the sync calls of the default
-// durability mode under strace.
+// write it acknowledged is read back after each kill; a second writer is
+// killed while tier merges run on its merge thread (EDGESYNC_MERGE_KILLS
+// times, 16 by default). SIGKILL leaves the page cache alone, so another
+// test counts the sync calls of the default durability mode under strace.
 
+#include <bit>
 #include <set>
 
 #include "absl/strings/str_split.h"
@@ -68,6 +70,34 @@ void CheckAcked(Replica& r, const Acks& acks, const std::vector<uint64_t>& which
   }
 }
 
+// Kills `writer` (it must die of the SIGKILL), reopens the replica in
+// `replica_dir` into `*out` and checks the acknowledgements in `log` from
+// `*checked_up_to` on plus `samples` older ones drawn by `rng`; then moves
+// `*checked_up_to` past them.
+void KillAndCheck(Child& writer, const std::string& replica_dir, const std::string& log,
+                  uint64_t kill, int samples, std::mt19937_64& rng, uint64_t* checked_up_to,
+                  std::unique_ptr<Replica>* out) {
+  const int status = writer.Kill();
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+      << "kill " << kill << ": writer " << DescribeExit(status);
+  absl::StatusOr<Acks> acks = ReadAcks(log);
+  ASSERT_TRUE(acks.ok()) << acks.status();
+  absl::StatusOr<std::unique_ptr<Replica>> r = OpenReplica(replica_dir);
+  ASSERT_TRUE(r.ok()) << "after kill " << kill << ": " << r.status();
+  std::vector<uint64_t> which;
+  for (auto it = acks->latest.lower_bound(*checked_up_to); it != acks->latest.end(); ++it) {
+    which.push_back(it->first);
+  }
+  for (int s = 0; s < samples && !acks->latest.empty(); ++s) {
+    auto it = acks->latest.begin();
+    std::advance(it, static_cast<std::ptrdiff_t>(rng() % acks->latest.size()));
+    which.push_back(it->first);
+  }
+  CheckAcked(**r, *acks, which, kill);
+  *checked_up_to = acks->next_index();
+  *out = *std::move(r);
+}
+
 TEST(CrashTest, EveryAcknowledgedWriteSurvivesSigkill) {
   const uint64_t seed = TestSeed();
   std::mt19937_64 rng(seed);
@@ -102,27 +132,10 @@ TEST(CrashTest, EveryAcknowledgedWriteSurvivesSigkill) {
       }
       std::this_thread::sleep_for(std::chrono::microseconds(rng() % 4000));
     }
-    const int status = writer.Kill();
-    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-        << "kill " << kill << ": writer " << DescribeExit(status);
-
     // Reopen and check the new acknowledgements plus a sample of old ones.
-    acks = ReadAcks(log);
-    ASSERT_TRUE(acks.ok()) << acks.status();
-    absl::StatusOr<std::unique_ptr<Replica>> r = OpenReplica(replica_dir);
-    ASSERT_TRUE(r.ok()) << "after kill " << kill << ": " << r.status();
-    std::vector<uint64_t> which;
-    for (auto it = acks->latest.lower_bound(checked_up_to); it != acks->latest.end(); ++it) {
-      which.push_back(it->first);
-    }
-    for (int s = 0; s < 16 && !acks->latest.empty(); ++s) {
-      auto it = acks->latest.begin();
-      std::advance(it, static_cast<std::ptrdiff_t>(rng() % acks->latest.size()));
-      which.push_back(it->first);
-    }
-    CheckAcked(**r, *acks, which, kill);
+    std::unique_ptr<Replica> r;
+    KillAndCheck(writer, replica_dir, log, kill, 16, rng, &checked_up_to, &r);
     if (HasFatalFailure()) return;
-    checked_up_to = acks->next_index();
   }
 
   // Finally: every acknowledged write, the set, a clean new commit, and a
@@ -158,6 +171,68 @@ TEST(CrashTest, EveryAcknowledgedWriteSurvivesSigkill) {
   EXPECT_EQ(in->batches.equivocations, 0u);
   EXPECT_EQ(MustDigest(fresh->document(kDoc)), MustDigest(d));
   EXPECT_EQ(StoredEquivocations(*r, kDoc), 0u);
+}
+
+// A crash while tier merges run on the merge thread: in every other run
+// the first background merge is held after it computed its batch and
+// before it installed it (the writer prints "merging"), and the writer is
+// killed there while it commits on; in the others it is killed at a random
+// moment (merges computing or installing). After each kill every
+// acknowledged write is there and the own log is intact (disjoint entries
+// adding up to the coverage); at the end a fresh replica rebuilt from the
+// log has the same state.
+TEST(CrashTest, KilledDuringBackgroundTierMergesLosesNothing) {
+  const uint64_t seed = TestSeed();
+  std::mt19937_64 rng(seed);
+  const uint64_t kills = EnvCount("EDGESYNC_MERGE_KILLS", 16);
+  ScratchDir dir;
+  const std::string replica_dir = dir.Sub("replica");
+  const std::string log = dir.Sub("acks.log");
+  uint64_t checked_up_to = 0;
+  for (uint64_t kill = 0; kill < kills; ++kill) {
+    absl::StatusOr<Acks> acks = ReadAcks(log);
+    ASSERT_TRUE(acks.ok()) << acks.status();
+    const bool hold = kill % 2 == 0;
+    Child writer;
+    ES_ASSERT_OK(writer.Start({Writer(), "merges", replica_dir, log,
+                               absl::StrCat(acks->next_index()), absl::StrCat(kill),
+                               hold ? "hold" : "free"},
+                              /*capture_stdout=*/true));
+    ES_ASSERT_OK(writer.WaitForLine("ready", std::chrono::seconds(60)));
+    if (hold) ES_ASSERT_OK(writer.WaitForLine("merging", std::chrono::seconds(60)));
+    // Commits go on (and, free, merges run) for a random while.
+    const uint64_t size_before = FileSize(log);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (FileSize(log) == size_before) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "writer made no progress";
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 20000));
+    std::unique_ptr<Replica> r;
+    KillAndCheck(writer, replica_dir, log, kill, 0, rng, &checked_up_to, &r);
+    if (HasFatalFailure()) return;
+    CheckedOwnLog(*r, kDoc);
+    if (HasFailure()) return;
+  }
+  absl::StatusOr<Acks> acks = ReadAcks(log);
+  ASSERT_TRUE(acks.ok());
+  std::cout << "[ merges   ] " << kills << " kills, " << acks->lines << " acknowledged writes"
+            << std::endl;
+  auto r = MustOpen(replica_dir);
+  std::vector<uint64_t> all;
+  for (const auto& entry : acks->latest) all.push_back(entry.first);
+  CheckAcked(*r, *acks, all, kills);
+  // One more commit hands what is due to the merge thread; once it is
+  // done, the log is in tiers again: O(log n) entries below the 16 MiB cap
+  // of a merge (plus one per 8 MiB above it), where commits alone (pairs of
+  // up to 16 KiB) would leave about one per 8 writes of 2 KiB.
+  ES_ASSERT_OK(r->document(kDoc).Put("/after", "true"));
+  r->WaitForCompaction();
+  const uint64_t kib = acks->lines * 2 + 1;
+  EXPECT_LE(CheckedOwnLog(*r, kDoc).size(), 3 * std::bit_width(kib) + kib / 8192 + 4);
+  EXPECT_EQ(r->stats().compaction_failures, 0u);
+  auto fresh = RebuiltFromLogs(*r, dir, "fresh");
+  EXPECT_EQ(MustDigest(fresh->document(kDoc)), MustDigest(r->document(kDoc)));
 }
 
 // A crash while a replica directory is being created (identity, store

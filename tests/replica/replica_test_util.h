@@ -243,6 +243,23 @@ inline std::vector<std::string> ExportAll(Replica& r, const std::string& file) {
   return batches.ok() ? *batches : std::vector<std::string>();
 }
 
+// A fresh replica in `dir`/`name` that trusts `r` and imported every batch
+// of `r` through a bundle (none may be rejected): `r`'s state rebuilt from
+// its logs.
+inline std::unique_ptr<Replica> RebuiltFromLogs(Replica& r, const ScratchDir& dir,
+                                                absl::string_view name) {
+  auto fresh = MustOpen(dir.Sub(name));
+  EXPECT_TRUE(fresh->Trust(r.public_key_hex()).ok());
+  const std::string bundle = dir.Sub(absl::StrCat(name, ".bundle"));
+  EXPECT_TRUE(r.ExportBundle(bundle).ok());
+  absl::StatusOr<BundleReport> in = fresh->ImportBundle(bundle);
+  EXPECT_TRUE(in.ok()) << in.status();
+  if (in.ok()) {
+    EXPECT_EQ(in->batches.rejected, 0u);
+  }
+  return fresh;
+}
+
 // A wall clock the test moves by hand.
 class FakeClock : public WallClock {
  public:
@@ -348,6 +365,37 @@ inline uint64_t WaitingBatches(Replica& r) {
   });
   EXPECT_TRUE(s.ok()) << s;
   return n;
+}
+
+// The (first, last) ranges of `r`'s own log of `doc`, in order, checked to
+// be disjoint and to add up to its coverage.
+inline std::vector<std::pair<uint64_t, uint64_t>> CheckedOwnLog(Replica& r, const std::string& doc) {
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  crdt::RangeSet coverage;
+  absl::Status s = r.core().store().Read([&](internal::StoreTxn& txn) -> absl::Status {
+    ranges.clear();
+    absl::StatusOr<std::optional<internal::DocumentRecord>> rec = txn.FindDocument(doc);
+    if (!rec.ok()) return rec.status();
+    if (!rec->has_value()) return absl::OkStatus();
+    absl::StatusOr<crdt::RangeSet> c = txn.Coverage((*rec)->num, r.core().self());
+    if (!c.ok()) return c.status();
+    coverage = *c;
+    return txn.ForEachLog((*rec)->num, r.core().self(), 1, crdt::kDotMax,
+                          [&](const internal::LogEntry& e) {
+                            ranges.emplace_back(e.first, e.last);
+                            return true;
+                          });
+  });
+  EXPECT_TRUE(s.ok()) << s;
+  crdt::RangeSet logged;
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    if (i > 0) {
+      EXPECT_LT(ranges[i - 1].second, ranges[i].first) << "overlapping log entries";
+    }
+    logged.Insert(ranges[i].first, ranges[i].second);
+  }
+  EXPECT_TRUE(logged == coverage) << "the log does not add up to the coverage";
+  return ranges;
 }
 
 inline crdt::Path P(absl::string_view text) { return crdt::Path::Parse(text).value(); }

@@ -10,6 +10,12 @@
 //       adds 1 to the counter /c and i to the set /s; after Commit returns
 //       OK it appends "i run\n" to <log> and fdatasyncs it. Every 64th
 //       transaction it also compacts the document. Prints "ready" once open.
+//   replica_writer merges <dir> <log> <start> <run> hold|free
+//       as crash, with no explicit compaction and 2 KiB of incompressible
+//       padding under /pad/<i> in each transaction, so that tier merges go
+//       to the merge thread every few commits. With "hold", the first
+//       background merge, once computed, prints "merging" and stops there
+//       for good (before it installs anything) while commits go on.
 //   replica_writer commits <dir> <n> default|durable|fast
 //       opens <dir> and makes <n> one-put commits (no other file I/O).
 //   replica_writer grow <dir> <prefix> <count> <value_bytes> <map_initial>
@@ -30,6 +36,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "edgesync/replica.h"
+#include "lib/replica/replica_core.h"
 #include "tests/replica/filler.h"
 
 namespace edgesync::testing {
@@ -46,6 +53,7 @@ int Fail(const absl::Status& status) {
 int Usage() {
   std::fprintf(stderr,
                "usage: replica_writer crash <dir> <log> <start> <run>\n"
+               "       replica_writer merges <dir> <log> <start> <run> hold|free\n"
                "       replica_writer commits <dir> <n> default|durable|fast\n"
                "       replica_writer grow <dir> <prefix> <count> <value_bytes> <map_initial>\n");
   return 2;
@@ -57,18 +65,21 @@ void Say(const char* line) {
   std::fflush(stdout);
 }
 
-int Crash(const std::string& dir, const std::string& log, uint64_t start, uint64_t run) {
+// Commits transaction i = start, start + 1, ... of the crash modes: puts
+// CrashPath(i) and `extra(i)`'s writes, adds 1 to /c and i to /s, and
+// acknowledges each in `log` once Commit returned OK.
+template <typename Extra>
+int CommitForever(Replica& r, const std::string& log, uint64_t start, uint64_t run, Extra extra) {
   const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return Fail(absl::UnavailableError(absl::StrCat("open ", log, ": ", std::strerror(errno))));
-  absl::StatusOr<std::unique_ptr<Replica>> r = Replica::Open(dir);
-  if (!r.ok()) return Fail(r.status());
-  Document doc = (*r)->document(kCrashDoc);
+  Document doc = r.document(kCrashDoc);
   Say("ready");
   for (uint64_t i = start;; ++i) {
     Transaction t = doc.Begin();
     if (absl::Status s = t.Put(CrashPath(i), CrashJson(i, run)); !s.ok()) return Fail(s);
     if (absl::Status s = t.CounterAdd("/c", 1); !s.ok()) return Fail(s);
     if (absl::Status s = t.SetAdd("/s", absl::StrCat(i)); !s.ok()) return Fail(s);
+    if (absl::Status s = extra(i, t); !s.ok()) return Fail(s);
     absl::StatusOr<CommitInfo> c = t.Commit();
     if (!c.ok()) return Fail(c.status());
     if (c->seq_first == 0) return Fail(absl::InternalError("a commit that changed something made no batch"));
@@ -78,10 +89,41 @@ int Crash(const std::string& dir, const std::string& log, uint64_t start, uint64
         ::fdatasync(fd) != 0) {
       return Fail(absl::UnavailableError(absl::StrCat("log write: ", std::strerror(errno))));
     }
-    if (i % 64 == 63) {
-      if (absl::Status s = doc.Compact(); !s.ok()) return Fail(s);
-    }
   }
+}
+
+int Crash(const std::string& dir, const std::string& log, uint64_t start, uint64_t run) {
+  absl::StatusOr<std::unique_ptr<Replica>> r = Replica::Open(dir);
+  if (!r.ok()) return Fail(r.status());
+  Document doc = (*r)->document(kCrashDoc);
+  return CommitForever(**r, log, start, run, [&](uint64_t i, Transaction&) {
+    // Every 64th transaction also compacts the document (before its commit).
+    return i % 64 == 63 ? doc.Compact() : absl::OkStatus();
+  });
+}
+
+int Merges(const std::string& dir, const std::string& log, uint64_t start, uint64_t run,
+           bool hold) {
+  absl::StatusOr<std::unique_ptr<Replica>> r = Replica::Open(dir);
+  if (!r.ok()) return Fail(r.status());
+  if (hold) {
+    (*r)->core().SetMergeHook([](const std::string&) {
+      Say("merging");
+      for (;;) ::pause();
+    });
+  }
+  uint64_t x = run * 0x9E3779B97F4A7C15u + start;
+  return CommitForever(**r, log, start, run, [&](uint64_t i, Transaction& t) {
+    std::string pad = "\"";
+    for (int k = 0; k < 2048; ++k) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      pad.push_back("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_"[x % 64]);
+    }
+    pad.push_back('"');
+    return t.Put(absl::StrCat("/pad/", i), pad);
+  });
 }
 
 int Commits(const std::string& dir, uint64_t n, const std::string& mode) {
@@ -124,6 +166,10 @@ int Main(int argc, char** argv) {
   uint64_t a = 0, b = 0, c = 0;
   if (mode == "crash" && argc == 6 && absl::SimpleAtoi(argv[4], &a) && absl::SimpleAtoi(argv[5], &b)) {
     return Crash(argv[2], argv[3], a, b);
+  }
+  if (mode == "merges" && argc == 7 && absl::SimpleAtoi(argv[4], &a) &&
+      absl::SimpleAtoi(argv[5], &b) && (std::string(argv[6]) == "hold" || std::string(argv[6]) == "free")) {
+    return Merges(argv[2], argv[3], a, b, std::string(argv[6]) == "hold");
   }
   if (mode == "commits" && argc == 5 && absl::SimpleAtoi(argv[3], &a)) {
     return Commits(argv[2], a, argv[4]);

@@ -44,6 +44,7 @@ void Simulation::OpenReplica(Node& n) {
   o.map_bytes_initial = uint64_t{8} << 20;
   o.future_skew_max_ms = config_.future_skew_max_ms;
   o.auto_compact = config_.auto_compact;
+  o.compact_in_background = false;  // every merge inside its commit: reproducible runs
   o.clock = n.clock.get();
   o.boot_clock = n.clock.get();
   absl::StatusOr<std::unique_ptr<Replica>> r = Replica::Open(n.dir, o);
