@@ -62,9 +62,9 @@ absl::Status ReplicaCore::SettleOwnMissing(StoreTxn& txn, absl::string_view docu
 absl::StatusOr<uint64_t> ReplicaCore::NoteOwnSeqsHeldByPeer(absl::string_view document,
                                                             const crdt::RangeSet& peer_seqs) {
   if (absl::Status s = CheckUsable(); !s.ok()) return s;
-  uint64_t noted = 0;
-  absl::Status s = store_->Write([&](StoreTxn& txn) -> absl::Status {
-    noted = 0;
+  // The own seqs of `peer_seqs` neither in this log nor recorded yet.
+  crdt::RangeSet missing;
+  const auto fresh = [&](StoreTxn& txn) -> absl::StatusOr<crdt::RangeSet> {
     absl::StatusOr<std::optional<DocumentRecord>> doc = txn.FindDocument(document);
     if (!doc.ok()) return doc.status();
     crdt::RangeSet own;
@@ -73,14 +73,29 @@ absl::StatusOr<uint64_t> ReplicaCore::NoteOwnSeqsHeldByPeer(absl::string_view do
       if (!c.ok()) return c.status();
       own = *std::move(c);
     }
-    absl::StatusOr<crdt::RangeSet> missing = txn.OwnMissing(document);
-    if (!missing.ok()) return missing.status();
-    const crdt::RangeSet fresh = peer_seqs.Minus(own).Minus(*missing);
-    if (fresh.empty()) return absl::OkStatus();
-    noted = fresh.Count();
-    missing->InsertAll(fresh);
-    return txn.SetOwnMissing(document, *missing);
+    absl::StatusOr<crdt::RangeSet> recorded = txn.OwnMissing(document);
+    if (!recorded.ok()) return recorded.status();
+    missing = *std::move(recorded);
+    return peer_seqs.Minus(own).Minus(missing);
+  };
+  // Usually the peer holds nothing this log lacks: a read settles it.
+  uint64_t noted = 0;
+  absl::Status s = store_->Read([&](StoreTxn& txn) -> absl::Status {
+    absl::StatusOr<crdt::RangeSet> f = fresh(txn);
+    if (!f.ok()) return f.status();
+    noted = f->Count();
+    return absl::OkStatus();
   });
+  if (s.ok() && noted > 0) {
+    s = store_->Write([&](StoreTxn& txn) -> absl::Status {
+      absl::StatusOr<crdt::RangeSet> f = fresh(txn);
+      if (!f.ok()) return f.status();
+      noted = f->Count();
+      if (noted == 0) return absl::OkStatus();
+      missing.InsertAll(*f);
+      return txn.SetOwnMissing(document, missing);
+    });
+  }
   if (!s.ok()) return Note(s);
   return noted;
 }
