@@ -264,8 +264,11 @@ EDGESYNC_API int edgesync_replica_docs(edgesync_replica *r, char **out_json);
  * NULL or not a valid id; a malformed path, JSON or value; a path or value
  * past the limits; a root that is not an object; a counter or set at the
  * root; json NULL); LIMIT (a counter would leave int64); WRONG_STATE
- * (called from inside a subscription callback, or the store was copied
- * from elsewhere: edgesync_errmsg says so and what to do); store errors. */
+ * (called from inside a subscription callback; the store was copied
+ * from elsewhere or its own key was proven to equivocate, until `edgesync
+ * rekey`; a peer holds own seqs of the document that this store lacks,
+ * until a sync fetches them back: edgesync_errmsg says which and what to
+ * do); store errors. */
 
 /* Replaces the value at `path` with the JSON value `json` (at the root: a
  * JSON object, which replaces every key). */
@@ -344,7 +347,8 @@ EDGESYNC_API int edgesync_txn_set_remove(edgesync_txn *t, const char *path, cons
  * frees t whatever the outcome: on failure none of them is applied.
  * Returns OK; LIMIT (a counter would leave int64, the batch is too large);
  * WRONG_STATE (called from inside a subscription callback: t is aborted;
- * or the store was copied from elsewhere, docs/operating.md); MISUSE (t
+ * or the store was copied, restored or its key equivocated,
+ * docs/operating.md "The directory"); MISUSE (t
  * NULL or ended); store errors. Thread-safe. */
 EDGESYNC_API EDGESYNC_WARN_UNUSED int edgesync_txn_commit(edgesync_txn *t);
 /* Drops the buffered mutations and frees t. t NULL or ended: a no-op.

@@ -54,7 +54,7 @@ int WaitForStopSignal(int64_t timeout_ms);
 
 // Each adds its subcommands to `app`; their callbacks store the exit code in
 // `*exit_code`, which must outlive the parse.
-void AddReplicaCommands(CLI::App& app, int* exit_code);   // init id trust vv
+void AddReplicaCommands(CLI::App& app, int* exit_code);   // init id trust rekey vv
 void AddDocumentCommands(CLI::App& app, int* exit_code);  // put del incr add rm get docs digest compact
 void AddExchangeCommands(CLI::App& app, int* exit_code);  // export import sync
 void AddNodeCommands(CLI::App& app, int* exit_code);      // node watch status

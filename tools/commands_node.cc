@@ -94,6 +94,26 @@ void LogPeerChanges(const std::vector<NodePeer>& before, const std::vector<NodeP
   }
 }
 
+// Prints a line when the replica's own key starts or stops being held back
+// (ReplicaStats::own_seqs_missing, own_key_equivocated).
+void LogOwnKeyChanges(const ReplicaStats& before, const ReplicaStats& now, const std::string& dir) {
+  if (now.own_key_equivocated != 0 && before.own_key_equivocated == 0) {
+    std::cout << "own key equivocated: a peer holds another batch signed with this replica's key "
+                 "for one of its seqs (the store was restored or copied and wrote before it met "
+                 "a peer); commits refused: run edgesync rekey "
+              << dir << " (edgesync status " << dir << " names the document)" << std::endl;
+  }
+  if (now.own_seqs_missing != 0 && before.own_seqs_missing == 0) {
+    std::cout << "own seqs missing: peers hold " << now.own_seqs_missing
+              << " seqs of this replica's key that its store lacks (restored from an earlier "
+                 "copy?); commits on their documents refused until sessions fetch them back"
+              << std::endl;
+  } else if (now.own_seqs_missing == 0 && before.own_seqs_missing != 0) {
+    std::cout << "own seqs recovered: " << now.own_seqs_recovered
+              << " fetched back from peers; commits resume" << std::endl;
+  }
+}
+
 // "" if `address` is HOST:PORT with a port in [port_min, 65535], else why not.
 std::string CheckAddress(absl::string_view flag, const std::string& address, int port_min) {
   const size_t colon = address.rfind(':');
@@ -129,15 +149,18 @@ int RunNode(const NodeArgs& a) {
   if (!node.ok()) return Fail("node", node.status());
   std::cout << "node " << (*r)->public_key_hex() << " listening on "
             << BoundAddress(a.listen, (*node)->port()) << std::endl;
-  if (a.log_peers) {
-    std::vector<NodePeer> before;
-    while (WaitForStopSignal(kPeerLogPollMs) == 0) {
+  std::vector<NodePeer> before;
+  ReplicaStats own_before = (*r)->stats();
+  LogOwnKeyChanges(ReplicaStats(), own_before, a.dir);
+  while (WaitForStopSignal(kPeerLogPollMs) == 0) {
+    if (a.log_peers) {
       std::vector<NodePeer> now = (*node)->peers();
       LogPeerChanges(before, now);
       before = std::move(now);
     }
-  } else {
-    WaitForStopSignal(-1);
+    ReplicaStats own_now = (*r)->stats();
+    LogOwnKeyChanges(own_before, own_now, a.dir);
+    own_before = own_now;
   }
   (*node)->Stop();
   const NodeStats s = (*node)->stats();
@@ -297,6 +320,20 @@ int RunStatus(const NodeArgs& a) {
                   "since boot)\n");
   if (!replica.core().copied().empty()) {
     absl::StrAppend(&out, "copied         commits refused: ", replica.core().copied(), "\n");
+  }
+  absl::StatusOr<internal::ReplicaCore::OwnKeyState> own = replica.core().OwnKey();
+  if (!own.ok()) return Fail("status", own.status());
+  if (own->equivocation.has_value()) {
+    absl::StrAppend(&out, "own key        equivocated at seq ", own->equivocation->seq,
+                    " of document \"", own->equivocation->document,
+                    "\" (a peer holds another batch for it): commits refused; run edgesync "
+                    "rekey ", a.dir, "\n");
+  }
+  for (const auto& [document, seqs] : own->missing) {
+    absl::StrAppend(&out, "own seqs       \"", document, "\" ",
+                    internal::ReplicaCore::SeqRangesText(seqs),
+                    " held by a peer, not here (restored from an earlier copy?): commits on it "
+                    "refused until a sync fetches them back\n");
   }
   std::cout << out << std::flush;
   return kExitOk;

@@ -1,4 +1,4 @@
-// The subcommands about a replica itself: init, id, trust, vv.
+// The subcommands about a replica itself: init, id, trust, rekey, vv.
 
 #include <iostream>
 #include <memory>
@@ -39,6 +39,13 @@ int RunTrust(const ReplicaArgs& a) {
   return kExitOk;
 }
 
+int RunRekey(const ReplicaArgs& a) {
+  absl::StatusOr<std::string> key = Replica::Rekey(a.dir);
+  if (!key.ok()) return Fail("rekey", key.status());
+  std::cout << *key << '\n';
+  return kExitOk;
+}
+
 int RunVv(const ReplicaArgs& a) {
   absl::StatusOr<std::unique_ptr<Replica>> r = OpenExisting(a.dir);
   if (!r.ok()) return Fail("vv", r.status());
@@ -71,6 +78,15 @@ void AddReplicaCommands(CLI::App& app, int* exit_code) {
   trust->add_option("KEY", a->key, "the author's public key: 64 hex digits (edgesync id)")
       ->required();
   trust->callback([a, exit_code] { *exit_code = RunTrust(*a); });
+
+  CLI::App* rekey = app.add_subcommand(
+      "rekey",
+      "Give the replica in DIR a new signing key and print it (64 lowercase hex): for a\n"
+      "copied or restored store, or one whose key was proven to sign two batches for one\n"
+      "seq. Keeps every batch (the old key's stay as another author's). Stop every process\n"
+      "using DIR first, and trust the new key on the peers.");
+  rekey->add_option("DIR", a->dir, "the replica's directory")->required();
+  rekey->callback([a, exit_code] { *exit_code = RunRekey(*a); });
 
   CLI::App* vv = app.add_subcommand(
       "vv",

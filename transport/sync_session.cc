@@ -727,9 +727,12 @@ absl::Status SyncSession::Compare() {
     return absl::OkStatus();
   }
   for (const std::string& id : differing_) {
-    if (mine.find(id) == mine.end()) continue;  // nothing of it to send
     static const Holdings kNothing;
     auto p = peer_documents_.find(id);
+    if (p != peer_documents_.end()) {
+      if (absl::Status s = store_->NotePeerHoldings(id, p->second.holdings); !s.ok()) return s;
+    }
+    if (mine.find(id) == mine.end()) continue;  // nothing of it to send
     // Equivocation proofs go once per session: one proof settles an
     // author's quarantine on a document for good.
     const bool proofs = proofs_sent_.insert(id).second;

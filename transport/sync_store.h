@@ -124,6 +124,14 @@ class SyncStore {
   // held for the document (a session asks for them once per document).
   virtual absl::Status PlanBatches(absl::string_view document, const Holdings& peer,
                                    bool equivocation_proofs, std::vector<BatchRef>* out) = 0;
+  // Called with the peer's holdings of each document that differs, before
+  // planning: a replica learns of its own key's seqs that a peer holds and
+  // its log lacks (a store restored from an earlier copy) and stops
+  // committing on the document until it has them back.
+  virtual absl::Status NotePeerHoldings(absl::string_view /*document*/,
+                                        const Holdings& /*peer*/) {
+    return absl::OkStatus();
+  }
   // The signed bytes of a planned batch.
   virtual absl::StatusOr<std::string> FetchBatch(const BatchRef& ref) = 0;
   // Verifies and applies a received batch; on kRejected or kInvalid,

@@ -53,9 +53,12 @@ class Transaction {
   // Its time is the wall clock's, unless that runs ahead of the boot clock
   // by more than future_skew_max_ms (docs/operating.md "Clocks").
   // kOutOfRange if a counter would overflow; kFailedPrecondition if ended,
-  // if the store failed earlier, or if the store was copied from elsewhere
-  // (the message says so and what to do; docs/operating.md "The
-  // directory"); store errors otherwise. On error nothing of the
+  // if the store failed earlier, if the store was copied from elsewhere or
+  // its own key was proven to equivocate (until Replica::Rekey), or if a
+  // peer holds own seqs of the document that this store lacks (a restored
+  // snapshot; until a sync session fetches them back); the message says
+  // which and what to do (docs/operating.md "The directory"); store errors
+  // otherwise. On error nothing of the
   // transaction is applied.
   absl::StatusOr<CommitInfo> Commit();
   // Drops the mutations and ends the transaction.

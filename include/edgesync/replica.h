@@ -51,6 +51,18 @@ class Replica {
   // kInvalidArgument for bad options.
   static absl::StatusOr<std::unique_ptr<Replica>> Open(const std::string& dir,
                                                        const ReplicaOptions& options = {});
+  // Gives the replica in `dir` a new signing identity (a new ed25519 key)
+  // and returns its public key (64 lowercase hex digits): `edgesync rekey`.
+  // The store trusts the new key and records where it lives now, so a
+  // store copied from elsewhere may commit again, and a refusal because the
+  // old key equivocated (or because peers hold own seqs its log lacks) is
+  // lifted. Every batch stays; the old key's are another author's from then
+  // on (still trusted here). Peers must trust the new key to accept its
+  // batches. kNotFound if `dir` holds no replica; kFailedPrecondition if
+  // this process has it open (close it first; stop other processes using
+  // it, which would go on signing with the old key); errors as Open.
+  static absl::StatusOr<std::string> Rekey(const std::string& dir,
+                                           const ReplicaOptions& options = {});
   ~Replica();
   Replica(const Replica&) = delete;
   Replica& operator=(const Replica&) = delete;

@@ -212,6 +212,16 @@ struct ReplicaStats {
   // Applied batches stamped more than future_skew_max_ms ahead of this
   // replica's clock (their author's clock, or this one, is wrong).
   uint64_t batches_beyond_skew = 0;
+  // Now (not a counter): seqs of this replica's own key that a peer listed
+  // and this replica's log lacks, such as writes made after the backup this
+  // store was restored from. Commits on their documents are refused until
+  // sessions have fetched them back (docs/operating.md "Restored stores").
+  uint64_t own_seqs_missing = 0;
+  // Own seqs fetched back from peers since the replica was opened.
+  uint64_t own_seqs_recovered = 0;
+  // Now (0 or 1): a peer proved this replica's own key signed two different
+  // batches for one seq; commits are refused until `edgesync rekey DIR`.
+  uint64_t own_key_equivocated = 0;
 };
 
 }  // namespace edgesync

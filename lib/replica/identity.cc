@@ -14,13 +14,15 @@ namespace edgesync::internal {
 
 namespace {
 
-std::string IdentityPath(const std::string& dir) { return absl::StrCat(dir, "/", kIdentityFileName); }
+std::string IdentityPath(const std::string& dir, const char* file_name) {
+  return absl::StrCat(dir, "/", file_name);
+}
 
 }  // namespace
 
-absl::StatusOr<transport::SigningKey> LoadIdentity(const std::string& dir) {
+absl::StatusOr<transport::SigningKey> LoadIdentity(const std::string& dir, const char* file_name) {
   if (absl::Status s = CheckPrivateDirectory(dir); !s.ok()) return s;
-  const std::string path = IdentityPath(dir);
+  const std::string path = IdentityPath(dir, file_name);
   absl::StatusOr<std::string> text = ReadOwnerOnlyFile(path, "identity file", 1024);
   if (!text.ok()) return text.status();
   absl::Cleanup scrub = [&text] { std::fill(text->begin(), text->end(), '\0'); };
@@ -43,11 +45,11 @@ absl::StatusOr<transport::SigningKey> LoadIdentity(const std::string& dir) {
   return key;
 }
 
-absl::StatusOr<transport::SigningKey> CreateIdentity(const std::string& dir) {
+absl::StatusOr<transport::SigningKey> CreateIdentity(const std::string& dir, const char* file_name) {
   if (absl::Status s = CheckPrivateDirectory(dir); !s.ok()) return s;
   // The rename below would replace a link rather than write through it, but
   // a link or other non-file here means someone meddled: refuse.
-  const std::string path = IdentityPath(dir);
+  const std::string path = IdentityPath(dir, file_name);
   struct stat st;
   if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
     return absl::FailedPreconditionError(

@@ -17,20 +17,25 @@
 namespace edgesync::internal {
 
 inline constexpr char kIdentityFileName[] = "identity.key";
+// Where `edgesync rekey` writes the new key before the store switches to it
+// (ReplicaCore::Rekey); renamed over kIdentityFileName once it has.
+inline constexpr char kPendingIdentityFileName[] = "identity.key.new";
 
-// Loads DIR/identity.key (docs/storage-format.md, "Identity file").
+// Loads DIR/identity.key, or DIR/`file_name` (docs/storage-format.md, "Identity file").
 // kNotFound if it does not exist; kPermissionDenied if DIR or the file is
 // owned by another user, DIR is writable by group or others, or group or
 // others may access the file; kFailedPrecondition if the file is a symbolic
 // link (never followed) or not a regular file; kDataLoss if it is malformed.
-absl::StatusOr<transport::SigningKey> LoadIdentity(const std::string& dir);
+absl::StatusOr<transport::SigningKey> LoadIdentity(const std::string& dir,
+                                                   const char* file_name = kIdentityFileName);
 
 // Generates a new key pair and writes DIR/identity.key atomically (through
 // a fresh temporary file created with O_EXCL | O_NOFOLLOW). Replaces an
 // existing identity file (the caller decides when that is right), but
 // refuses (kFailedPrecondition) a symbolic link or other non-regular file
 // in its place, and DIR as LoadIdentity does (kPermissionDenied).
-absl::StatusOr<transport::SigningKey> CreateIdentity(const std::string& dir);
+absl::StatusOr<transport::SigningKey> CreateIdentity(const std::string& dir,
+                                                     const char* file_name = kIdentityFileName);
 
 }  // namespace edgesync::internal
 

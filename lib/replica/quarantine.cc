@@ -37,12 +37,17 @@ absl::StatusOr<std::optional<ReplicaCore::Conflict>> ReplicaCore::FindConflict(
 absl::Status ReplicaCore::Quarantine(StoreTxn& txn, DocumentRecord& doc, DocumentState& state,
                                      const crdt::AuthorKey& author, EquivocationProof proof,
                                      std::vector<Change>* changes) {
+  // The own key signed two batches for one seq (a restored or copied store
+  // wrote before it met a peer): quarantined like any author, so every
+  // replica converges, and this one refuses commits until rekey.
   if (author == self()) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "a batch signed with this replica's own key ", author.Hex(), " gives seq ", proof.seq,
-        " of document \"", doc.id,
-        "\" another value than its log: the key is in use elsewhere (a copied directory, a "
-        "restored backup or a stolen key)"));
+    absl::StatusOr<std::optional<OwnEquivocation>> own = txn.GetOwnEquivocation();
+    if (!own.ok()) return own.status();
+    if (!own->has_value()) {
+      if (absl::Status s = txn.SetOwnEquivocation(OwnEquivocation{doc.id, proof.seq}); !s.ok()) {
+        return s;
+      }
+    }
   }
   absl::StatusOr<std::optional<EquivocationProof>> held = txn.GetEquivocationProof(doc.num, author);
   if (!held.ok()) return held.status();

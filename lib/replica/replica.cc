@@ -65,6 +65,12 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(const std::string& dir,
   return std::unique_ptr<Replica>(new Replica(*std::move(core)));
 }
 
+absl::StatusOr<std::string> Replica::Rekey(const std::string& dir, const ReplicaOptions& options) {
+  absl::StatusOr<crdt::AuthorKey> key = internal::ReplicaCore::Rekey(dir, options);
+  if (!key.ok()) return key.status();
+  return key->Hex();
+}
+
 const std::string& Replica::public_key_hex() const { return core_->public_key_hex(); }
 
 absl::Status Replica::Trust(absl::string_view key_hex) {

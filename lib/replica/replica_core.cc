@@ -2,6 +2,9 @@
 
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 
@@ -146,8 +149,7 @@ absl::StatusOr<std::shared_ptr<ReplicaCore>> ReplicaCore::Open(const std::string
   lmdb.map_bytes_max = options.map_bytes_max;
   lmdb.durability = options.durability == Durability::kFast ? LmdbDurability::kFast
                                                             : LmdbDurability::kDurable;
-  absl::StatusOr<std::unique_ptr<ReplicaStore>> store =
-      ReplicaStore::Open(dir, lmdb, identity->public_key());
+  absl::StatusOr<std::unique_ptr<ReplicaStore>> store = OpenStore(dir, lmdb, &*identity);
   if (!store.ok()) return store.status();
   std::unique_ptr<WallClock> owned_clock;
   if (options.clock == nullptr) owned_clock = std::make_unique<SystemClock>();
@@ -162,6 +164,26 @@ absl::StatusOr<std::shared_ptr<ReplicaCore>> ReplicaCore::Open(const std::string
   if (absl::Status s = core->CheckLocation(); !s.ok()) return s;
   if (absl::Status s = core->MarkBoot(); !s.ok()) return s;
   return core;
+}
+
+absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaCore::OpenStore(
+    const std::string& dir, const LmdbOptions& lmdb, transport::SigningKey* identity) {
+  const std::string pending = absl::StrCat(dir, "/", kPendingIdentityFileName);
+  struct stat st;
+  if (::lstat(pending.c_str(), &st) == 0) {
+    absl::StatusOr<transport::SigningKey> key = LoadIdentity(dir, kPendingIdentityFileName);
+    if (key.ok()) {
+      absl::StatusOr<std::unique_ptr<ReplicaStore>> store =
+          ReplicaStore::Open(dir, lmdb, key->public_key());
+      if (store.ok()) {
+        if (absl::Status s = FinishRekey(dir); !s.ok()) return s;
+        *identity = *std::move(key);
+        return store;
+      }
+    }
+    if (::unlink(pending.c_str()) != 0) return ErrnoStatus(errno, "unlink", pending);
+  }
+  return ReplicaStore::Open(dir, lmdb, identity->public_key());
 }
 
 absl::Status ReplicaCore::MarkBoot() {
@@ -352,6 +374,7 @@ absl::StatusOr<CommitInfo> ReplicaCore::Commit(absl::string_view document,
     // the causal context, which other authors' batches may claim into.
     absl::StatusOr<crdt::RangeSet> own = txn.Coverage(doc->num, self());
     if (!own.ok()) return own.status();
+    if (absl::Status os = CheckOwnKey(txn, document, *own); !os.ok()) return os;
     ClockReading reading;
     absl::StatusOr<GuardedWall> guarded = LocalWall(txn, &reading);
     if (!guarded.ok()) return guarded.status();
@@ -995,12 +1018,14 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch) {
   uint64_t rejoin_changes = 0;
   std::atomic<uint64_t>* reason = nullptr;
   bool proof_candidate = false;
+  uint64_t own_recovered = 0;
   absl::Status s = store_->Write([&](StoreTxn& txn) -> absl::Status {
     joined = JoinOutcome();
     released = ReleaseOutcome();
     rejoin_changes = 0;
     reason = nullptr;
     proof_candidate = false;
+    own_recovered = 0;
     absl::StatusOr<bool> still_trusted = txn.IsTrusted(author);
     if (!still_trusted.ok()) return still_trusted.status();
     if (!*still_trusted) {
@@ -1102,6 +1127,13 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch) {
     }
     result.outcome = joined.duplicate ? ApplyOutcome::kDuplicate : ApplyOutcome::kApplied;
     if (!joined.written) return NothingToWrite();
+    if (joined.coverage_grew && author == self()) {
+      absl::StatusOr<crdt::RangeSet> own = txn.Coverage(doc->num, author);
+      if (!own.ok()) return own.status();
+      if (absl::Status os = SettleOwnMissing(txn, doc->id, *own, &own_recovered); !os.ok()) {
+        return os;
+      }
+    }
     if (joined.coverage_grew) {
       absl::StatusOr<std::vector<uint32_t>> inert_docs = txn.InertClaimDocuments(author);
       if (!inert_docs.ok()) return inert_docs.status();
@@ -1127,6 +1159,7 @@ ApplyResult ReplicaCore::ApplyOpened(transport::OpenedBatch batch) {
   if (absl::IsPermissionDenied(s) && reason == nullptr) reason = &counters_.rejected_equivocated;
   if (!s.ok()) return reject(Note(s), reason);
   result.equivocation = joined.equivocation;
+  counters_.own_seqs_recovered.fetch_add(own_recovered, std::memory_order_relaxed);
   result.state_changed = result.outcome == ApplyOutcome::kApplied &&
                          (joined.joined.state_changed() || joined.equivocation);
   switch (result.outcome) {
@@ -1428,6 +1461,12 @@ ReplicaStats ReplicaCore::stats() const {
   s.bytes_authored = counters_.bytes_authored.load();
   s.clock_suspect_readings = counters_.clock_suspect_readings.load();
   s.batches_beyond_skew = counters_.batches_beyond_skew.load();
+  s.own_seqs_recovered = counters_.own_seqs_recovered.load();
+  absl::StatusOr<OwnKeyState> own = OwnKey();
+  if (own.ok()) {
+    for (const auto& [document, seqs] : own->missing) s.own_seqs_missing += seqs.Count();
+    s.own_key_equivocated = own->equivocation.has_value() ? 1 : 0;
+  }
   return s;
 }
 

@@ -98,6 +98,31 @@ class ReplicaCore {
   // elsewhere; "" if it was not.
   const std::string& copied() const { return copied_; }
 
+  // Gives the replica in `dir` a new signing identity (a new ed25519 key):
+  // the store trusts it and records where it lives now, so a copied store
+  // may commit again, and forgets the old key's own-key refusals (missing
+  // own seqs, a proven equivocation). Every batch stays; the old key's are
+  // another author's from then on. Returns the new public key.
+  // REQUIRES: no process has the replica open. Errors as Open.
+  static absl::StatusOr<crdt::AuthorKey> Rekey(const std::string& dir,
+                                               const ReplicaOptions& options);
+
+  // What keeps this replica's own key from committing, if anything.
+  struct OwnKeyState {
+    // Per document, own seqs a peer listed that this log lacks.
+    std::vector<std::pair<std::string, crdt::RangeSet>> missing;
+    std::optional<OwnEquivocation> equivocation;
+  };
+  absl::StatusOr<OwnKeyState> OwnKey() const;
+  // "3-5, 9": seq ranges as messages and `edgesync status` print them.
+  static std::string SeqRangesText(const crdt::RangeSet& seqs);
+  // Records the own seqs among `peer_seqs` (this replica's own key's, as a
+  // peer listed them for `document`) that this log lacks: commits on the
+  // document are refused until they are fetched back. Returns how many
+  // seqs were newly recorded.
+  absl::StatusOr<uint64_t> NoteOwnSeqsHeldByPeer(absl::string_view document,
+                                                 const crdt::RangeSet& peer_seqs);
+
   absl::Status Trust(const crdt::AuthorKey& key);
   absl::StatusOr<std::vector<crdt::AuthorKey>> TrustedKeys();
   // The authors whose batches this replica refused as untrusted since it
@@ -180,6 +205,14 @@ class ReplicaCore {
  private:
   // kFailedPrecondition after a sticky failure.
   absl::Status CheckUsable() const;
+  // kFailedPrecondition if the own key was proven to equivocate, or a peer
+  // holds own seqs of `document` that `own` (this log's coverage) lacks;
+  // forgets a missing-seqs record that `own` now covers.
+  absl::Status CheckOwnKey(StoreTxn& txn, absl::string_view document, const crdt::RangeSet& own);
+  // Drops the own seqs of `document` that `own` now covers from its
+  // missing-seqs record; adds how many to *recovered.
+  absl::Status SettleOwnMissing(StoreTxn& txn, absl::string_view document,
+                                const crdt::RangeSet& own, uint64_t* recovered);
   // Records `s` as the sticky failure if it is kDataLoss; returns `s`.
   absl::Status Note(absl::Status s);
   // Puts `author` first in the refused authors (RefusedAuthors).
@@ -205,12 +238,22 @@ class ReplicaCore {
     std::atomic<uint64_t> bytes_authored{0};
     std::atomic<uint64_t> clock_suspect_readings{0};
     std::atomic<uint64_t> batches_beyond_skew{0};
+    std::atomic<uint64_t> own_seqs_recovered{0};
   };
 
   ReplicaCore(std::string dir, const ReplicaOptions& options, transport::SigningKey identity,
               std::unique_ptr<ReplicaStore> store, std::unique_ptr<WallClock> owned_clock,
               std::unique_ptr<BootClock> owned_boot_clock);
 
+  // Renames DIR/identity.key.new over DIR/identity.key, the last step of
+  // Rekey, and makes the rename durable.
+  static absl::Status FinishRekey(const std::string& dir);
+  // Opens the store of `dir` for `*identity`, first finishing (or undoing)
+  // an interrupted Rekey: a pending key the store already names replaces
+  // `*identity`; one it does not is removed.
+  static absl::StatusOr<std::unique_ptr<ReplicaStore>> OpenStore(const std::string& dir,
+                                                                 const LmdbOptions& lmdb,
+                                                                 transport::SigningKey* identity);
   // Records the store's location on its first open; sets copied_ if it
   // recorded another one (lib/replica/store_location.h).
   absl::Status CheckLocation();
@@ -283,7 +326,8 @@ class ReplicaCore {
   // Keeps `proof` as the one proof of `author` on `doc` (unless a lower one
   // is held): the author's batches reaching proof.seq leave the log, its
   // coverage and the waiting batches, and the document is rebuilt.
-  // kPermissionDenied for this replica's own key: it is in use elsewhere.
+  // For this replica's own key it also records the own equivocation
+  // (commits are refused until rekey).
   absl::Status Quarantine(StoreTxn& txn, DocumentRecord& doc, DocumentState& state,
                           const crdt::AuthorKey& author, EquivocationProof proof,
                           std::vector<Change>* changes);

@@ -51,9 +51,8 @@ std::string CopiedStoreMessage(const std::string& dir, const StoreLocation& reco
       "; here: ", Describe(here),
       "): a copy must not write with the same key, or its new batches would reuse seqs the "
       "original issues with other content. It still receives and relays batches. To write here, "
-      "give the copy a new identity: edgesync init NEWDIR, edgesync trust NEWDIR KEY (KEY: this "
-      "store's, from edgesync id ", dir, "), edgesync export ", dir,
-      " FILE, edgesync import NEWDIR FILE; then write to NEWDIR");
+      "give the copy a new identity: edgesync rekey ",
+      dir, " (then trust the new key on its peers)");
 }
 
 }  // namespace edgesync::internal

@@ -18,6 +18,7 @@ constexpr absl::string_view kMetaPublicKey = "public_key";
 constexpr absl::string_view kMetaHlc = "hlc";
 constexpr absl::string_view kMetaClock = "clock";
 constexpr absl::string_view kMetaLocation = "location";
+constexpr absl::string_view kMetaOwnEquivocation = "own_equivocation";
 // Changes kept in the feed, and paths kept per change.
 constexpr uint64_t kChangesKept = 10000;
 constexpr size_t kChangePathsKept = 256;
@@ -92,6 +93,7 @@ absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(const std::stri
       {"inert_claims", &dbs.inert_claims, 0},
       {"equivocations", &dbs.equivocations, 0},
       {"changes", &dbs.changes, 0},
+      {"own_missing", &dbs.own_missing, 0},
   };
   for (const Named& n : named) {
     absl::StatusOr<Dbi> dbi = (*env)->OpenDb(n.name, n.flags | MDB_CREATE);
@@ -225,6 +227,76 @@ absl::Status StoreTxn::SetLocation(const StoreLocation& location) {
   AppendU64(&v, location.inode);
   v += location.machine_id;
   return write().Put(dbs_.meta, kMetaLocation, v);
+}
+
+absl::StatusOr<std::optional<OwnEquivocation>> StoreTxn::GetOwnEquivocation() {
+  absl::StatusOr<std::optional<std::string>> v = GetCopy(dbs_.meta, kMetaOwnEquivocation);
+  if (!v.ok()) return v.status();
+  if (!v->has_value()) return std::optional<OwnEquivocation>();
+  FieldReader in(**v);
+  OwnEquivocation e;
+  e.seq = in.U64();
+  e.document = std::string(in.Rest());
+  if (!in.ok() || e.document.empty()) return Damaged("own equivocation");
+  return std::optional<OwnEquivocation>(std::move(e));
+}
+
+absl::Status StoreTxn::SetOwnEquivocation(const OwnEquivocation& e) {
+  ES_CHECK(!e.document.empty());
+  std::string v;
+  AppendU64(&v, e.seq);
+  v += e.document;
+  return write().Put(dbs_.meta, kMetaOwnEquivocation, v);
+}
+
+absl::Status StoreTxn::SetPublicKey(const crdt::AuthorKey& key) {
+  if (absl::Status s = write().Put(dbs_.meta, kMetaPublicKey, key.view()); !s.ok()) return s;
+  if (absl::Status s = AddTrusted(key); !s.ok()) return s;
+  if (absl::StatusOr<bool> d = write().Del(dbs_.meta, kMetaOwnEquivocation); !d.ok()) {
+    return d.status();
+  }
+  std::vector<std::string> documents;
+  absl::Status s = ForEachOwnMissing([&](absl::string_view document, const crdt::RangeSet&) {
+    documents.emplace_back(document);
+    return true;
+  });
+  if (!s.ok()) return s;
+  for (const std::string& d : documents) {
+    if (absl::StatusOr<bool> del = write().Del(dbs_.own_missing, d); !del.ok()) return del.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<crdt::RangeSet> StoreTxn::OwnMissing(absl::string_view document) {
+  absl::StatusOr<std::optional<absl::string_view>> v = read_->Get(dbs_.own_missing, document);
+  if (!v.ok()) return v.status();
+  if (!v->has_value()) return crdt::RangeSet();
+  crdt::ByteReader in(**v);
+  absl::StatusOr<crdt::RangeSet> seqs = crdt::RangeSet::Decode(&in, SIZE_MAX);
+  if (!seqs.ok() || !in.empty()) return Damaged("own missing seqs");
+  return seqs;
+}
+
+absl::Status StoreTxn::SetOwnMissing(absl::string_view document, const crdt::RangeSet& seqs) {
+  if (seqs.empty()) return write().Del(dbs_.own_missing, document).status();
+  std::string v;
+  seqs.AppendEncoded(&v);
+  return write().Put(dbs_.own_missing, document, v);
+}
+
+absl::Status StoreTxn::ForEachOwnMissing(
+    absl::FunctionRef<bool(absl::string_view document, const crdt::RangeSet& seqs)> fn) {
+  bool bad = false;
+  absl::Status s = read_->ForEachWithPrefix(dbs_.own_missing, "",
+                                            [&](absl::string_view k, absl::string_view v) {
+                                              crdt::ByteReader in(v);
+                                              absl::StatusOr<crdt::RangeSet> seqs =
+                                                  crdt::RangeSet::Decode(&in, SIZE_MAX);
+                                              bad = !seqs.ok() || !in.empty();
+                                              return !bad && fn(k, *seqs);
+                                            });
+  if (!s.ok()) return s;
+  return bad ? Damaged("own missing seqs") : absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<uint32_t>> StoreTxn::FindAuthor(const crdt::AuthorKey& key) {

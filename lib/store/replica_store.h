@@ -50,6 +50,14 @@ struct StoreLocation {
 };
 inline constexpr size_t kMachineIdBytesMax = 64;
 
+// Meta "own_equivocation": a peer proved that this replica's own key signed
+// two different batches for one seq (a restored copy wrote before it met a
+// peer); commits are refused until `edgesync rekey`.
+struct OwnEquivocation {
+  std::string document;
+  uint64_t seq = 0;
+};
+
 // The named databases. Thread-compatible value type.
 struct StoreDbs {
   Dbi meta;
@@ -70,6 +78,7 @@ struct StoreDbs {
   Dbi inert_claims;
   Dbi equivocations;
   Dbi changes;
+  Dbi own_missing;
 };
 
 // A document's record. Thread-compatible value type.
@@ -169,6 +178,21 @@ class StoreTxn {
   // nullopt for a store that never recorded one.
   absl::StatusOr<std::optional<StoreLocation>> GetLocation();
   absl::Status SetLocation(const StoreLocation& location);
+  // nullopt unless this replica's own key was proven to equivocate.
+  absl::StatusOr<std::optional<OwnEquivocation>> GetOwnEquivocation();
+  absl::Status SetOwnEquivocation(const OwnEquivocation& e);
+  // Gives the store the identity `key` (ReplicaCore::Rekey): meta
+  // public_key, trusted; forgets the old key's own-equivocation record and
+  // its missing own seqs.
+  absl::Status SetPublicKey(const crdt::AuthorKey& key);
+
+  // own_missing: per document, own seqs a peer holds that this replica's
+  // log lacked when the peer listed them (a restored copy of the store)
+  absl::StatusOr<crdt::RangeSet> OwnMissing(absl::string_view document);
+  // Erases the entry when `seqs` is empty.
+  absl::Status SetOwnMissing(absl::string_view document, const crdt::RangeSet& seqs);
+  absl::Status ForEachOwnMissing(
+      absl::FunctionRef<bool(absl::string_view document, const crdt::RangeSet& seqs)> fn);
 
   // authors: interned as 32-bit numbers
   absl::StatusOr<std::optional<uint32_t>> FindAuthor(const crdt::AuthorKey& key);

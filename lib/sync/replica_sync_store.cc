@@ -121,6 +121,15 @@ absl::StatusOr<std::string> ReplicaSyncStore::DocumentHash(absl::string_view doc
   return digest->substr(0, transport::kDocumentHashBytes);
 }
 
+absl::Status ReplicaSyncStore::NotePeerHoldings(absl::string_view document,
+                                               const transport::Holdings& peer) {
+  auto own = peer.find(core_->self());
+  if (own == peer.end()) return absl::OkStatus();
+  crdt::RangeSet seqs;
+  for (const crdt::Range& r : own->second.ranges) seqs.Insert(r.first, r.last);
+  return core_->NoteOwnSeqsHeldByPeer(document, seqs).status();
+}
+
 absl::Status ReplicaSyncStore::PlanOwnCuts(StoreTxn& txn, uint32_t num, absl::string_view document,
                                            const crdt::RangeSet& seqs,
                                            std::vector<transport::BatchRef>* planned) {

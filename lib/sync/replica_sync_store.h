@@ -25,6 +25,8 @@ class ReplicaSyncStore : public transport::SyncStore {
   absl::StatusOr<std::string> DocumentHash(absl::string_view document) override;
   absl::Status PlanBatches(absl::string_view document, const transport::Holdings& peer,
                            bool equivocation_proofs, std::vector<transport::BatchRef>* out) override;
+  absl::Status NotePeerHoldings(absl::string_view document,
+                                const transport::Holdings& peer) override;
   absl::StatusOr<std::string> FetchBatch(const transport::BatchRef& ref) override;
   transport::BatchOutcome ApplyBatch(absl::string_view bytes, std::string* reason,
                                      uint64_t* changes) override;

@@ -120,7 +120,7 @@ class Cli(unittest.TestCase):
         subprocess.run(["cp", "-a", a, copy], check=True)
         self.fails("put", copy, "d", "/x", "2",
                    line=r"put: the store in .* was copied from elsewhere .*a copy must not write "
-                        r"with the same key.*edgesync init NEWDIR")
+                        r"with the same key.*edgesync rekey " + re.escape(copy))
         self.assertEqual(self.out("get", copy, "d"), '{"x":1}\n')
         self.out("put", a, "d", "/x", "3")
         self.assertEqual(self.out("get", a, "d"), '{"x":3}\n')
@@ -129,6 +129,34 @@ class Cli(unittest.TestCase):
         os.rename(a, moved)
         self.out("put", moved, "d", "/x", "4")
         self.assertEqual(self.out("get", moved, "d"), '{"x":4}\n')
+
+    def test_rekey_lets_a_copied_replica_write_and_keeps_its_data(self):
+        a, b = self.pair()
+        self.out("put", a, "d", "/x", "1")
+        copy = self.path("a2")
+        subprocess.run(["cp", "-a", a, copy], check=True)
+        old = self.out("id", copy).rstrip("\n")
+        self.fails("put", copy, "d", "/y", "2", line=r"put: .*copied from elsewhere.*"
+                   r"edgesync rekey " + re.escape(copy))
+        new = self.out("rekey", copy).rstrip("\n")
+        self.assertRegex(new, HEX64)
+        self.assertNotEqual(new, old)
+        self.assertEqual(self.out("id", copy), new + "\n")
+        self.assertNotIn("copied", self.out("status", copy))
+        self.assertEqual(self.out("get", copy, "d"), '{"x":1}\n')
+        self.out("put", copy, "d", "/y", "2")
+        self.out("put", a, "d", "/z", "3")
+        # The old key stays trusted on the copy; peers learn the new one.
+        self.out("trust", a, new)
+        self.out("trust", b, new)
+        self.sync_ok(copy, b)
+        self.sync_ok(a, b)
+        self.sync_ok(copy, b)
+        for d in (a, copy):
+            self.assertEqual(self.digest(d, "d"), self.digest(b, "d"))
+        self.assertEqual(self.out("get", b, "d"), '{"x":1,"y":2,"z":3}\n')
+        self.fails("rekey", self.path("nothing"), line=r"rekey: no replica in ")
+        self.usage_error("rekey", line="rekey: DIR is required")
 
     # -------------------------------------------------------------- replica
 
@@ -633,7 +661,7 @@ class Cli(unittest.TestCase):
 
     def test_help(self):
         stdout = self.out("--help")
-        commands = ["init", "id", "trust", "vv", "put", "del", "incr", "add", "rm", "get", "docs",
+        commands = ["init", "id", "trust", "rekey", "vv", "put", "del", "incr", "add", "rm", "get", "docs",
                     "digest", "compact", "export", "import", "sync"]
         for c in commands:
             self.assertRegex(stdout, r"\n  %s " % c)

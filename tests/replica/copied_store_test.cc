@@ -39,7 +39,7 @@ TEST_F(CopiedStoreTest, ACopyRefusesToCommitAndTheOriginalKeepsWriting) {
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
   EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("was copied from elsewhere"));
   EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("must not write with the same key"));
-  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("edgesync init NEWDIR"));
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("edgesync rekey " + copy));
   // Nothing was written, and reopening does not make the copy writable.
   EXPECT_EQ(MustGet(c->document(kDoc)), R"({"a":1})");
   c.reset();

@@ -202,10 +202,10 @@ TEST_F(EquivocationTest, ALowerProofReplacesAHigherOne) {
 }
 
 // A batch signed with the replica's own key that contradicts its log (a
-// copied directory, a restored backup, a stolen key) is refused with a
-// reason saying so; the replica keeps writing. A peer holding both
-// quarantines the key.
-TEST_F(EquivocationTest, ABatchForgedWithTheReplicasOwnKeyIsRefused) {
+// copied directory, a restored backup, a stolen key) proves the key
+// equivocated: the replica quarantines it like any author, so it ends where
+// its peers do, and refuses commits until `edgesync rekey`.
+TEST_F(EquivocationTest, ABatchForgedWithTheReplicasOwnKeyQuarantinesItAndStopsCommits) {
   auto own = MustOpen(dir_.Sub("own"));
   ES_ASSERT_OK(own->document(kDoc).Put("/own", "\"honest\""));
   const std::vector<std::string> honest = ExportAll(*own, dir_.Sub("honest.bundle"));
@@ -213,15 +213,15 @@ TEST_F(EquivocationTest, ABatchForgedWithTheReplicasOwnKeyIsRefused) {
   ASSERT_TRUE(key.ok()) << key.status();
   ForgedAuthor copy(*key);
   const std::string forged = PutBatch(copy, 1, "/own", "forged");
-  const std::string digest = MustDigest(own->document(kDoc));
 
   ApplyReport rep = own->ApplyBatches({forged});
-  EXPECT_EQ(rep.rejected, 1u);
-  ASSERT_FALSE(rep.reasons.empty());
-  EXPECT_NE(rep.reasons[0].find("in use elsewhere"), std::string::npos) << rep.reasons[0];
-  EXPECT_EQ(MustDigest(own->document(kDoc)), digest);
-  ES_EXPECT_OK(own->document(kDoc).Put("/more", "1"));
-  EXPECT_EQ(MustGet(own->document(kDoc), "/own"), "\"honest\"");
+  EXPECT_EQ(rep.rejected, 0u);
+  EXPECT_EQ(rep.equivocations, 1u);
+  EXPECT_EQ(own->stats().own_key_equivocated, 1u);
+  EXPECT_EQ(MustGet(own->document(kDoc)), "{}");
+  const absl::Status s = own->document(kDoc).Put("/more", "1");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_NE(s.message().find("edgesync rekey"), absl::string_view::npos) << s;
 
   auto peer = MustOpen(dir_.Sub("peer"));
   ES_ASSERT_OK(peer->Trust(own->public_key_hex()));
@@ -229,6 +229,7 @@ TEST_F(EquivocationTest, ABatchForgedWithTheReplicasOwnKeyIsRefused) {
   both.push_back(forged);
   EXPECT_EQ(peer->ApplyBatches(both).equivocations, 1u);
   EXPECT_EQ(MustGet(peer->document(kDoc)), "{}");
+  EXPECT_EQ(MustDigest(peer->document(kDoc)), MustDigest(own->document(kDoc)));
 }
 
 // Runs messages between two sessions until neither has one to send. A

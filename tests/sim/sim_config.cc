@@ -30,7 +30,7 @@ const char* ShapeName(Shape s) {
   return "?";
 }
 
-Config MakeConfig(tsim::Random& rng) {
+Config MakeConfig(tsim::Random& rng, uint64_t seed) {
   Config c;
   c.nodes = static_cast<int>(rng.Range(3, 7));
   c.shared_docs = static_cast<int>(rng.Range(1, 3));
@@ -79,6 +79,8 @@ Config MakeConfig(tsim::Random& rng) {
   c.clock_jumps = c.skew ? static_cast<int>(rng.Range(0, 6)) : 0;
   c.beyond_window = c.skew && rng.Chance(0.4) ? 0.3 : 0;
   c.outsider = rng.Chance(0.6);
+  tsim::Random restores(seed ^ 0x7265'7374'6f72'6573ull);  // "restores"
+  c.restores = restores.Chance(0.1) ? static_cast<int>(restores.Range(1, 2)) : 0;
   return c;
 }
 
@@ -110,6 +112,7 @@ std::string DescribeConfig(uint64_t seed, const Config& c) {
                         c.skew ? "skewed" : "exact", c.clock_jumps,
                         c.beyond_window > 0 ? " (some beyond the window)" : "",
                         c.outsider ? "yes" : "no");
+  if (c.restores > 0) absl::StrAppend(&s, "  restores ", c.restores, "\n");
   return s;
 }
 

@@ -75,9 +75,14 @@ struct Config {
   int clock_jumps = 0;
   double beyond_window = 0;
   bool outsider = false;
+  // Restores of a replica from an earlier copy of its store, written back
+  // in place (a VM snapshot, a backup): drawn from their own stream of the
+  // seed (RestoreStream), so they change no other fault of a seed.
+  int restores = 0;
 };
 
-Config MakeConfig(transport::sim::Random& rng);
+// `rng` is the seed's generator, `seed` the seed.
+Config MakeConfig(transport::sim::Random& rng, uint64_t seed);
 // A paragraph starting "seed N: ".
 std::string DescribeConfig(uint64_t seed, const Config& c);
 

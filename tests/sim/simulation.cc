@@ -21,7 +21,7 @@ Simulation::Simulation(uint64_t seed, const SimOptions& options)
     : seed_(seed),
       options_(options),
       rng_(seed),
-      config_(MakeConfig(rng_)),
+      config_(MakeConfig(rng_, seed)),
       net_rng_(rng_.Fork()),
       work_rng_(rng_.Fork()),
       fault_rng_(rng_.Fork()),
@@ -127,6 +127,7 @@ void Simulation::Setup() {
     const bool beyond = fault_rng_.Chance(config_.beyond_window);
     queue_.At(fault_rng_.Uniform(config_.duration_us), [this, n, beyond] { Jump(n, beyond); });
   }
+  ScheduleRestores();
 }
 
 void Simulation::SchedulePartitions() {
@@ -170,6 +171,7 @@ void Simulation::CommitOpen(Node& n) {
   absl::StatusOr<CommitInfo> info = open.txn->Commit();
   // A failed commit counts too (it is reported), so the workload ends.
   if (!open.large) n.writes_done += static_cast<int>(open.mutations.size());
+  if (!info.ok() && RefusedAfterRestore(n, info.status())) return;
   if (!info.ok()) {
     ++commits_failed_;
     Fail(absl::StrCat("node ", n.id, ": commit on ", open.document,
@@ -332,6 +334,11 @@ std::string Simulation::Summary(const SimResult& result, uint64_t chaos_us,
       total.rejected_malformed, total.compactions, result.rounds_to_converge,
       result.bytes_to_converge, result.messages_to_converge, FormatDuration(chaos_us), result.trace,
       result.ok ? "PASS" : "FAIL");
+  if (restores_ > 0) {
+    absl::StrAppend(&s, "  restores: ", restores_, ", ", commits_refused_,
+                    " commits refused after one, ", restored_docs_.size(),
+                    " documents checked for convergence only\n");
+  }
   if (options_.keep_dirs) absl::StrAppend(&s, "  replicas kept in ", scratch_.path(), "\n");
   return s;
 }
@@ -343,7 +350,7 @@ SimResult RunSeed(uint64_t seed, const SimOptions& options) {
 
 std::string DescribeSeed(uint64_t seed) {
   tsim::Random rng(seed);
-  return DescribeConfig(seed, MakeConfig(rng));
+  return DescribeConfig(seed, MakeConfig(rng, seed));
 }
 
 }  // namespace edgesync::sim

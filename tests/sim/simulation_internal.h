@@ -5,6 +5,7 @@
 //   sim_links.cc    connections, sessions and the messages between them
 //   sim_faults.cc   crashes, clock jumps, partitions, the outsider
 //   sim_checks.cc   the heal, quiescence, convergence and the checkers
+//   sim_restore.cc  restores of a replica from an earlier copy of its store
 //
 // Endpoints 0..nodes-1 are the honest replicas, endpoint `nodes` the
 // untrusted outsider (down unless the config has one). Each honest pair
@@ -18,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -96,6 +98,12 @@ class Simulation : public tsim::NetworkObserver {
     // The signed batch of the replica's last commit (ObserveCommits), what
     // a node pushes to its peers.
     std::string last_batch;
+    // sim_restore.cc: the earlier copy of the store's data file ("" until
+    // taken), the last own seq per document it holds, and whether the
+    // replica was ever restored from it.
+    std::string snapshot;
+    std::map<std::string, uint64_t> snapshot_own;
+    bool restored = false;
   };
   // The connection of an honest pair, dialled by the lower id.
   struct Pair {
@@ -148,6 +156,17 @@ class Simulation : public tsim::NetworkObserver {
   void OutsiderTick();
   void InjectJunk();
 
+  // sim_restore.cc
+  void ScheduleRestores();
+  void TakeSnapshot(int id);
+  void Restore(int id);
+  // Whether a commit failed because `n` was restored and must fetch its
+  // own seqs back or was proven to equivocate (counted, no failure).
+  bool RefusedAfterRestore(Node& n, const absl::Status& status);
+  // Every restored replica got its own seqs back or reports its key's
+  // equivocation, which every other replica holds the proof of.
+  void CheckRestores();
+
   // sim_checks.cc
   void Heal();
   bool Quiet();
@@ -196,6 +215,12 @@ class Simulation : public tsim::NetworkObserver {
   uint64_t junk_sent_ = 0;
   uint64_t outsider_writes_ = 0;
   std::map<std::string, uint64_t> session_failures_;  // by status code
+  // sim_restore.cc: documents in which a restored replica lost writes made
+  // after its snapshot (the model cannot tell which survive: checked for
+  // convergence only), restores done, commits refused after one.
+  std::set<std::string> restored_docs_;
+  uint64_t restores_ = 0;
+  uint64_t commits_refused_ = 0;
 };
 
 }  // namespace edgesync::sim
