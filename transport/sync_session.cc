@@ -620,6 +620,7 @@ absl::StatusOr<std::optional<std::string>> SyncSession::BatchesMessage() {
       if (!next_batch_.has_value()) {
         if (plan_next_ >= plan_.size()) break;
         absl::StatusOr<std::string> bytes = store_->FetchBatch(plan_[plan_next_++]);
+        if (absl::IsNotFound(bytes.status())) continue;
         if (!bytes.ok()) return bytes.status();
         next_batch_ = *std::move(bytes);
       }

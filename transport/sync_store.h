@@ -132,7 +132,9 @@ class SyncStore {
                                         const Holdings& /*peer*/) {
     return absl::OkStatus();
   }
-  // The signed bytes of a planned batch.
+  // The signed bytes of a planned batch. kNotFound when it left the store
+  // since it was planned with nothing in its place (a quarantine took it):
+  // the session skips it, and the round's hashes tell what still differs.
   virtual absl::StatusOr<std::string> FetchBatch(const BatchRef& ref) = 0;
   // Verifies and applies a received batch; on kRejected or kInvalid,
   // `reason` says why.

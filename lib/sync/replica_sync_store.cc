@@ -325,7 +325,7 @@ absl::StatusOr<std::string> ReplicaSyncStore::FetchBatch(const transport::BatchR
   });
   if (!s.ok()) return s;
   if (!bytes.has_value()) {
-    return absl::UnavailableError("a planned batch left the log during the session");
+    return absl::NotFoundError("a planned batch left the log during the session");
   }
   return *std::move(bytes);
 }
