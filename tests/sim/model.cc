@@ -216,6 +216,16 @@ void ReferenceModel::Acknowledge(AckedTransaction txn) {
   documents_[doc].push_back(std::move(txn));
 }
 
+ReferenceModel ReferenceModel::Only(const std::set<std::string>& authors) const {
+  ReferenceModel out;
+  for (const auto& d : documents_) {
+    for (const AckedTransaction& t : d.second) {
+      if (authors.contains(t.author)) out.Acknowledge(t);
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> ReferenceModel::Documents() const {
   std::vector<std::string> out;
   for (const auto& d : documents_) {
@@ -350,14 +360,24 @@ void ReferenceModel::CheckCausal(const std::string& who, const std::string& docu
   auto fail = [&](const std::string& what) {
     failures->push_back(absl::StrCat(who, ": ", document, ": ", what));
   };
-  // Every effective mutation by path, and the rows written.
+  // Every effective mutation by path, and the rows written. At a row's own
+  // path a set add or remove reaches a set member only if it names the
+  // same element, so those are also kept by (path, element) and a large
+  // set's members are not each compared with every other member's ops.
   std::map<std::string, std::vector<OpRef>> ops;
+  std::map<std::string, std::vector<OpRef>> plain_ops;  // neither set add nor remove
+  std::map<std::pair<std::string, std::string>, std::vector<OpRef>> element_ops;
   std::vector<Row> rows;
   for (size_t t = 0; t < txns.size(); ++t) {
     if (txns[t].seq_first == 0) continue;  // changed nothing
     for (size_t i = 0; i < txns[t].mutations.size(); ++i) {
       const Mutation& m = txns[t].mutations[i];
       ops[m.path].push_back(OpRef{t, i});
+      if (m.kind == Mutation::Kind::kSetAdd || m.kind == Mutation::Kind::kSetRemove) {
+        element_ops[{m.path, Key(Json::parse(m.json))}].push_back(OpRef{t, i});
+      } else {
+        plain_ops[m.path].push_back(OpRef{t, i});
+      }
       if (!InNamespaces(m.path)) continue;
       switch (m.kind) {
         case Mutation::Kind::kPut:
@@ -374,8 +394,9 @@ void ReferenceModel::CheckCausal(const std::string& who, const std::string& docu
       }
     }
   }
-  // Calls fn for every mutation that may reach a row at `path`.
-  auto for_each_related = [&](const std::string& path, auto fn) {
+  // Calls fn for every mutation that may reach row `w`.
+  auto for_each_related = [&](const Row& w, auto fn) {
+    const std::string& path = w.path;
     std::string at;
     for (const std::string& k : Keys(path)) {  // ancestors and the path itself
       if (auto it = ops.find(at); it != ops.end()) {
@@ -383,7 +404,14 @@ void ReferenceModel::CheckCausal(const std::string& who, const std::string& docu
       }
       at += "/" + k;
     }
-    if (auto it = ops.find(path); it != ops.end()) {
+    if (w.facet == Row::Facet::kSet) {
+      if (auto it = plain_ops.find(path); it != plain_ops.end()) {
+        for (const OpRef& r : it->second) fn(r);
+      }
+      if (auto it = element_ops.find({path, w.element}); it != element_ops.end()) {
+        for (const OpRef& r : it->second) fn(r);
+      }
+    } else if (auto it = ops.find(path); it != ops.end()) {
       for (const OpRef& r : it->second) fn(r);
     }
     for (auto it = ops.lower_bound(path + "/");
@@ -411,7 +439,7 @@ void ReferenceModel::CheckCausal(const std::string& who, const std::string& docu
   };
   auto remover = [&](const Row& w, const Row* at_view) -> std::optional<OpRef> {
     std::optional<OpRef> found;
-    for_each_related(w.path, [&](const OpRef& r) {
+    for_each_related(w, [&](const OpRef& r) {
       if (found.has_value() || !removes(r, w)) return;
       if (at_view != nullptr && !visible_at(r, *at_view)) return;
       found = r;

@@ -74,6 +74,12 @@ class ReferenceModel {
   std::vector<std::string> Documents() const;
   // True if every acknowledged transaction on `document` came from one node.
   bool SingleWriter(const std::string& document) const;
+  // The model of the transactions of `authors` (keys, hex) only: what a
+  // replica trusting just them must hold, provided no other author's
+  // mutation reaches theirs (ConfineKeys in workload.h). Otherwise it
+  // would not be exact: an author that trusts a writer the replica refuses
+  // drops what that writer removed from its compactions.
+  ReferenceModel Only(const std::set<std::string>& authors) const;
   uint64_t transactions() const { return transactions_; }
   uint64_t mutations() const { return mutations_; }
 

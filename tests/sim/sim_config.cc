@@ -30,6 +30,12 @@ const char* ShapeName(Shape s) {
   return "?";
 }
 
+namespace {
+
+constexpr uint64_t kFleetShapeSalt = 0x666c656574736870;  // "fleetshp"
+
+}  // namespace
+
 Config MakeConfig(tsim::Random& rng, uint64_t seed) {
   Config c;
   c.nodes = static_cast<int>(rng.Range(3, 7));
@@ -81,8 +87,80 @@ Config MakeConfig(tsim::Random& rng, uint64_t seed) {
   c.outsider = rng.Chance(0.6);
   tsim::Random restores(seed ^ 0x7265'7374'6f72'6573ull);  // "restores"
   c.restores = restores.Chance(0.1) ? static_cast<int>(restores.Range(1, 2)) : 0;
+  // From a copy of the generator, salted: the draws above and every stream
+  // forked after them stay what they were before fleet shapes existed, so
+  // a seed without one replays as it did.
+  tsim::Random copy = rng;
+  DrawFleetShape(tsim::Random(copy.Next() ^ kFleetShapeSalt), &c);
   return c;
 }
+
+void DrawFleetShape(tsim::Random rng, Config* c) {
+  FleetShape& f = c->fleet;
+  if (rng.Chance(0.1)) {
+    const uint64_t count = c->nodes >= 4 && rng.Chance(0.4) ? 2 : 1;
+    std::vector<int> order;
+    for (int i = 0; i < c->nodes; ++i) order.push_back(i);
+    rng.Shuffle(&order);
+    f.relays.assign(order.begin(), order.begin() + static_cast<long>(count));
+    f.relay_of.assign(static_cast<size_t>(c->nodes), -1);
+    for (size_t k = count; k < order.size(); ++k) {
+      f.relay_of[static_cast<size_t>(order[k])] = rng.Pick(f.relays);
+    }
+    // Long histories through the relays: many writes, compaction on.
+    c->writes_per_node = static_cast<int>(rng.Range(400, 600));
+    c->auto_compact = true;
+  }
+  if (rng.Chance(0.15)) {
+    const int authors = rng.Chance(0.25) ? 2 : 1;
+    for (int k = 0; k < authors; ++k) {
+      Distrust d;
+      d.author = static_cast<int>(rng.Uniform(static_cast<uint64_t>(c->nodes)));
+      std::vector<int> candidates;  // neither the author nor a relay
+      for (int i = 0; i < c->nodes; ++i) {
+        if (i != d.author && std::find(f.relays.begin(), f.relays.end(), i) == f.relays.end()) {
+          candidates.push_back(i);
+        }
+      }
+      rng.Shuffle(&candidates);
+      // Someone other than the author trusts it: a relay, or a replica
+      // left out of the refusers.
+      const size_t spare = f.relays.empty() || f.relays == std::vector<int>{d.author} ? 1 : 0;
+      if (candidates.size() <= spare) continue;
+      const size_t n = static_cast<size_t>(rng.Range(1, candidates.size() - spare));
+      d.refusers.assign(candidates.begin(), candidates.begin() + static_cast<long>(n));
+      std::sort(d.refusers.begin(), d.refusers.end());
+      f.distrust.push_back(std::move(d));
+    }
+  }
+  if (rng.Chance(0.08)) f.large_set_txn = 0.02 + 0.06 * rng.Unit();
+}
+
+namespace {
+
+// Lines for what FleetShape changes; none for the default shape.
+std::string DescribeFleetShape(const FleetShape& f) {
+  std::string s;
+  if (!f.relays.empty()) {
+    std::vector<std::string> links;
+    for (size_t i = 0; i < f.relay_of.size(); ++i) {
+      if (f.relay_of[i] >= 0) links.push_back(absl::StrCat(i, "-", f.relay_of[i]));
+    }
+    absl::StrAppend(&s, "  relay-only: relays ", absl::StrJoin(f.relays, "/"), ", links ",
+                    absl::StrJoin(links, " "), "\n");
+  }
+  for (const Distrust& d : f.distrust) {
+    absl::StrAppend(&s, "  trust: replicas ", absl::StrJoin(d.refusers, "/"),
+                    " do not trust replica ", d.author, "\n");
+  }
+  if (f.large_set_txn > 0) {
+    absl::StrAppendFormat(&s, "  large sets: %.3f of transactions on /s/big (pool %d)\n",
+                          f.large_set_txn, kLargeSetMembersPool);
+  }
+  return s;
+}
+
+}  // namespace
 
 std::string DescribeConfig(uint64_t seed, const Config& c) {
   std::string s = absl::StrFormat(
@@ -113,6 +191,7 @@ std::string DescribeConfig(uint64_t seed, const Config& c) {
                         c.beyond_window > 0 ? " (some beyond the window)" : "",
                         c.outsider ? "yes" : "no");
   if (c.restores > 0) absl::StrAppend(&s, "  restores ", c.restores, "\n");
+  absl::StrAppend(&s, DescribeFleetShape(c.fleet));
   return s;
 }
 

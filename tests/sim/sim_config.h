@@ -2,9 +2,10 @@
 //
 // What one seed makes of a simulation: the number of replicas and shared
 // documents, the writes, how long the chaos lasts, message size limits,
-// link faults, partitions, crashes, clock skews and jumps, and whether an
-// untrusted outsider joins. Drawn from the seed's generator only, and
-// printed (DescribeConfig) before the seed runs.
+// link faults, partitions, crashes, clock skews and jumps, whether an
+// untrusted outsider joins, and the fleet's shape (FleetShape: different
+// trust lists, relay-only links, large sets). Drawn from the seed's
+// generator only, and printed (DescribeConfig) before the seed runs.
 
 #ifndef EDGESYNC_TESTS_SIM_SIM_CONFIG_H_
 #define EDGESYNC_TESTS_SIM_SIM_CONFIG_H_
@@ -36,6 +37,35 @@ struct PartitionPlan {
   // 1 ms to 10 s) instead of one partition of length_us.
   int flaps = 0;
 };
+
+// An honest author that some honest replicas do not trust. Its writes to
+// shared documents go to keys of its own (ConfineKeys in workload.h), so
+// its batches never remove what trusted authors wrote: what a replica that
+// refuses it holds is exactly the trusted authors' writes (model.h).
+struct Distrust {
+  int author = 0;
+  // Replicas that do not trust it (never the author, never a relay); at
+  // least one other replica trusts it and forwards its batches.
+  std::vector<int> refusers;
+};
+
+// Who trusts whom, who meets whom, and what the documents hold: faults of
+// a fleet's shape rather than of its links. Thread-compatible value type.
+struct FleetShape {
+  std::vector<Distrust> distrust;
+  // Relay-only: empty, or 1 or 2 replicas through which everything flows.
+  // Honest pairs connect only relay to relay and each other replica to its
+  // relay (relay_of); nobody else meets directly.
+  std::vector<int> relays;
+  std::vector<int> relay_of;  // per replica; -1 for a relay
+  // Chance per transaction that it is a large-set transaction: 100 to 400
+  // SetAdd (4 in 5) and SetRemove of members drawn from
+  // kLargeSetMembersPool on /s/big (rarely a Delete of the whole set).
+  double large_set_txn = 0;
+};
+
+// Members a large set's adds and removes draw from.
+inline constexpr uint64_t kLargeSetMembersPool = 6000;
 
 // Thread-compatible value type.
 struct Config {
@@ -79,10 +109,17 @@ struct Config {
   // in place (a VM snapshot, a backup): drawn from their own stream of the
   // seed (RestoreStream), so they change no other fault of a seed.
   int restores = 0;
+  FleetShape fleet;
 };
 
 // `rng` is the seed's generator, `seed` the seed.
 Config MakeConfig(transport::sim::Random& rng, uint64_t seed);
+// The fleet's shape for `c` (its nodes and writes drawn), from `rng`, a
+// generator of its own (MakeConfig derives one from a copy of the seed's),
+// so that a shape drawing more or less does not shift the rest of the
+// seed. May raise c->writes_per_node and set c->auto_compact (a relay-only
+// fleet gets long histories).
+void DrawFleetShape(transport::sim::Random rng, Config* c);
 // A paragraph starting "seed N: ".
 std::string DescribeConfig(uint64_t seed, const Config& c);
 

@@ -219,6 +219,7 @@ void Simulation::OnMessage(ConnectionId c, EndpointId to, const std::string& byt
     const int peer = end.peer;
     if (end.session->failure().ok()) {
       ++mismatched_rounds_;
+      end.last_mismatch = std::string(s.message());
       Log("conn ", c, ": round mismatch at ", to, ": ", s.message());
     } else {
       ++session_failures_[absl::StatusCodeToString(s.code())];

@@ -67,6 +67,23 @@ TEST(SimTest, Seeds) {
                               << absl::StrJoin(failed, " ");
 }
 
+// The default suite's seeds draw every fleet shape (sim_config.h), so that
+// a change to the draws cannot leave one untested.
+TEST(SimTest, DefaultSeedsDrawEveryFleetShape) {
+  int relay_only = 0;
+  int trust = 0;
+  int large_sets = 0;
+  for (uint64_t seed = 1; seed <= 300; ++seed) {
+    const std::string c = DescribeSeed(seed);
+    relay_only += c.find("relay-only:") != std::string::npos;
+    trust += c.find("do not trust") != std::string::npos;
+    large_sets += c.find("large sets:") != std::string::npos;
+  }
+  EXPECT_GE(relay_only, 10);
+  EXPECT_GE(trust, 10);
+  EXPECT_GE(large_sets, 10);
+}
+
 TEST(SimTest, SameSeedSameTrace) {
   for (uint64_t seed : {7u, 1234u}) {
     const SimResult a = RunSeed(seed);

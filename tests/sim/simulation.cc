@@ -84,11 +84,12 @@ void Simulation::Setup() {
     }
     OpenReplica(n);
   }
-  // Honest replicas trust each other; the outsider trusts them (so it can
-  // relay and replay their batches); nobody trusts the outsider.
+  // Honest replicas trust each other (but for FleetShape::distrust); the
+  // outsider trusts them (so it can relay and replay their batches); nobody
+  // trusts the outsider.
   for (int i = 0; i < total; ++i) {
     for (int j = 0; j < config_.nodes; ++j) {
-      if (i == j || !node(i).up) continue;
+      if (i == j || !node(i).up || !Trusts(i, j)) continue;
       absl::Status s = node(i).replica->Trust(node(j).key_hex);
       if (!s.ok()) Fail(absl::StrCat("trust: ", s.ToString()));
     }
@@ -106,6 +107,7 @@ void Simulation::Setup() {
   }
   for (int a = 0; a < config_.nodes; ++a) {
     for (int b = a + 1; b < config_.nodes; ++b) {
+      if (!Linked(a, b)) continue;
       pairs_[{a, b}];
       ScheduleDial(a, b, true);
     }
@@ -227,12 +229,9 @@ void Simulation::Write(int id) {
         own ? absl::StrCat("node", id, "/doc")
             : absl::StrCat("shared/",
                            work_rng_.Uniform(static_cast<uint64_t>(config_.shared_docs)));
-    open.large = work_rng_.Chance(config_.large_txn);
-    const uint64_t count =
-        open.large ? work_rng_.Range(100, 400) : OrdinaryTransactionSize(work_rng_);
+    std::vector<Mutation> mutations = DrawTransaction(id, own, &open.large);
     open.txn.emplace(n.replica->document(open.document).Begin());
-    for (uint64_t i = 0; i < count; ++i) {
-      Mutation m = RandomMutation(work_rng_, id, &n.unique, own);
+    for (Mutation& m : mutations) {
       if (absl::Status s = BufferMutation(*open.txn, m); !s.ok()) {
         Fail(absl::StrCat("node ", id, ": buffering ", m.Describe(), ": ", s.ToString()));
         continue;
@@ -249,6 +248,23 @@ void Simulation::Write(int id) {
   }
   PumpAll(id);
   if (n.writes_done < config_.writes_per_node) ScheduleWrite(id);
+}
+
+std::vector<Mutation> Simulation::DrawTransaction(int id, bool own, bool* large) {
+  Node& n = node(id);
+  std::vector<Mutation> out;
+  if (work_rng_.Chance(config_.fleet.large_set_txn)) {
+    *large = true;
+    out = LargeSetTransaction(work_rng_, kLargeSetMembersPool);
+  } else {
+    *large = work_rng_.Chance(config_.large_txn);
+    const uint64_t count = *large ? work_rng_.Range(100, 400) : OrdinaryTransactionSize(work_rng_);
+    for (uint64_t i = 0; i < count; ++i) out.push_back(RandomMutation(work_rng_, id, &n.unique, own));
+  }
+  if (!own && Confined(id)) {
+    for (Mutation& m : out) ConfineKeys(&m, id);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- the run
@@ -274,6 +290,9 @@ SimResult Simulation::Run() {
   Heal();
   Converge(&result);
   CheckIdleRound(&result);
+  CheckSessionReports();
+  CheckNothingWaiting();
+  CheckRelayLogs(&result);
   phase_ = Phase::kDone;
   Check();
 
@@ -324,7 +343,8 @@ std::string Simulation::Summary(const SimResult& result, uint64_t chaos_us,
       "  sessions: failures {%s}, %d mismatched rounds, %d stalls reset; outsider %d writes, %d "
       "junk "
       "messages -> %d untrusted, %d bad signatures, %d malformed rejected; %d compactions\n"
-      "  converge: %d rounds, %d bytes, %d messages after the heal (chaos lasted %s)\n"
+      "  converge: %d rounds, %d bytes, %d messages after the heal (chaos lasted %s); relay "
+      "logs up to %.2fx their author's, %d over %dx\n"
       "  trace %016x: %s\n",
       model_.transactions(), model_.mutations(), aborted_txns_, commits_failed_, pushes_, crashes_,
       partitions_started_, jumps_, jumps_beyond_, jumps_year_, total.batches_held, ns.messages_delivered,
@@ -332,7 +352,8 @@ std::string Simulation::Summary(const SimResult& result, uint64_t chaos_us,
       ns.connects_refused, absl::StrJoin(failures_by_code, ", "), mismatched_rounds_, stalls_reset_,
       outsider_writes_, junk_sent_, total.rejected_untrusted, total.rejected_bad_signature,
       total.rejected_malformed, total.compactions, result.rounds_to_converge,
-      result.bytes_to_converge, result.messages_to_converge, FormatDuration(chaos_us), result.trace,
+      result.bytes_to_converge, result.messages_to_converge, FormatDuration(chaos_us),
+      result.relay_log_ratio_max, result.relay_logs_over, kRelayLogRatioMax, result.trace,
       result.ok ? "PASS" : "FAIL");
   if (restores_ > 0) {
     absl::StrAppend(&s, "  restores: ", restores_, ", ", commits_refused_,

@@ -7,9 +7,12 @@
 // random writes (workload.h) under faults: drop, duplicate, reorder,
 // stall, partitions of every shape and length, crashes, skewed and jumping
 // clocks, small messages, an untrusted outsider injecting garbage. Then
-// it heals everything, syncs to quiescence and checks: equal digests, the
-// reference model (model.h), the outsider's writes nowhere, convergence
-// within kRoundsToConvergeMax rounds.
+// it heals everything, syncs to quiescence and checks: equal digests (per
+// trust class), the reference model (model.h), the outsider's writes
+// nowhere, convergence within kRoundsToConvergeMax rounds, idle rounds,
+// mismatches between replicas of different trust reported by author,
+// nothing left waiting, relay logs within kRelayLogRatioMax of their
+// authors' (docs/testing.md).
 //
 //   edgesync::sim::SimResult r = edgesync::sim::RunSeed(123);
 //   std::cout << r.config << r.summary;   // r.ok, r.failures, r.trace
@@ -29,6 +32,9 @@ namespace edgesync::sim {
 
 // Heal rounds allowed between the heal and equal digests everywhere.
 inline constexpr int kRoundsToConvergeMax = 3;
+// Once quiet, a replica's log of an author on a document is at most this
+// many times the author's own log of it, in bytes.
+inline constexpr uint64_t kRelayLogRatioMax = 2;
 
 struct SimOptions {
   // Where per-event lines go (nullptr: nowhere).
@@ -52,6 +58,11 @@ struct SimResult {
   uint64_t messages_to_converge = 0;
   // Bytes of one more round on every session once converged (all idle).
   uint64_t bytes_idle_round = 0;
+  // Once quiet: the largest ratio of a replica's stored log of an author on
+  // a document to the author's own (bytes), and how many (replica,
+  // document, author) logs exceeded kRelayLogRatioMax.
+  double relay_log_ratio_max = 0;
+  uint64_t relay_logs_over = 0;
 };
 
 SimResult RunSeed(uint64_t seed, const SimOptions& options = {});

@@ -6,6 +6,7 @@
 //   sim_faults.cc   crashes, clock jumps, partitions, the outsider
 //   sim_checks.cc   the heal, quiescence, convergence and the checkers
 //   sim_restore.cc  restores of a replica from an earlier copy of its store
+//   sim_fleet.cc    trust lists, relay-only links, and their checkers
 //
 // Endpoints 0..nodes-1 are the honest replicas, endpoint `nodes` the
 // untrusted outsider (down unless the config has one). Each honest pair
@@ -77,6 +78,9 @@ class Simulation : public tsim::NetworkObserver {
     // the idle-round check).
     uint64_t rounds_mark = 0;
     bool watchdog = false;     // a stall check is scheduled
+    // The session's report of its last round that ended with state hashes
+    // differing (Receive's kAborted message).
+    std::string last_mismatch;
   };
   struct OpenTxn {
     std::string document;
@@ -131,6 +135,9 @@ class Simulation : public tsim::NetworkObserver {
   void OpenReplica(Node& n);
   void ScheduleWrite(int id);
   void Write(int id);
+  // The mutations of `id`'s next transaction on a shared or (own) its own
+  // document; *large: not counted in writes_per_node.
+  std::vector<Mutation> DrawTransaction(int id, bool own, bool* large);
   void CommitOpen(Node& n);
   std::string Summary(const SimResult& result, uint64_t chaos_us,
                       const tsim::NetworkStats& chaos_net);
@@ -177,6 +184,26 @@ class Simulation : public tsim::NetworkObserver {
   void CheckIdleRound(SimResult* result);
   void Check();
   std::map<std::string, std::string> Digests(Node& n);
+
+  // sim_fleet.cc
+  // True unless `holder` is one of the replicas that do not trust honest
+  // replica `author` (FleetShape::distrust).
+  bool Trusts(int holder, int author) const;
+  // True if `id` writes to shared documents under keys of its own.
+  bool Confined(int id) const;
+  // True if honest replicas a and b connect (relay-only fleets link only
+  // relays and their replicas).
+  bool Linked(int a, int b) const;
+  // The lowest replica that trusts exactly whom `id` trusts: replicas of
+  // one class end with equal digests.
+  int TrustClass(int id) const;
+  // The model restricted to the authors `id` trusts: what it must hold.
+  ReferenceModel ModelFor(int id) const;
+  // Equal digests within every trust class.
+  bool DigestsAgree();
+  void CheckSessionReports();
+  void CheckRelayLogs(SimResult* result);
+  void CheckNothingWaiting();
 
   const uint64_t seed_;
   const SimOptions options_;

@@ -129,6 +129,32 @@ Mutation RandomMutation(Random& rng, int node, uint64_t* unique, bool own_docume
   return m;
 }
 
+std::vector<Mutation> LargeSetTransaction(Random& rng, uint64_t pool) {
+  std::vector<Mutation> out;
+  if (rng.Chance(0.02)) {
+    Mutation m;
+    m.kind = Mutation::Kind::kDelete;
+    m.path = "/s/big";
+    out.push_back(std::move(m));
+  }
+  for (uint64_t i = rng.Range(100, 400); i > 0; --i) {
+    Mutation m;
+    m.kind = rng.Chance(0.8) ? Mutation::Kind::kSetAdd : Mutation::Kind::kSetRemove;
+    m.path = "/s/big";
+    const uint64_t k = rng.Uniform(pool);
+    m.json = k % 3 == 0 ? absl::StrCat(k) : absl::StrCat("\"m", k, "\"");
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+void ConfineKeys(Mutation* m, int node) {
+  // "/ns/key...": the key is the second component.
+  const size_t slash = m->path.find('/', 1);
+  if (m->path.empty() || slash == std::string::npos) return;
+  m->path.insert(slash + 1, absl::StrCat("n", node, "."));
+}
+
 absl::Status BufferMutation(Transaction& txn, const Mutation& m) {
   switch (m.kind) {
     case Mutation::Kind::kPut:
