@@ -212,10 +212,12 @@ void Simulation::CheckIdleRound(SimResult* result) {
         const std::string what = absl::StrCat("idle round: node ", i, " and node ",
                                               entry.second.peer,
                                               " still list their documents after converging");
-        // TODO(test): in relay-only fleets a replica and its relay can end
-        // holding an author's seqs in different batches that no round
-        // reconciles, so the relay sends them again every round (seed 150:
-        // 2 batches each round). Fail here too once the repair rule covers it.
+        // TODO(test): in relay-only fleets a relay can end holding an
+        // author's seqs as its tier's cut plus the last write ([1..637],
+        // [638]) a size class away from the author's [1..638]; the round
+        // that repairs it changes no state, so no heal round waits for it
+        // (seed 150). Fail here too once a round that moves batches is
+        // always followed by one that settles the size classes.
         if (config_.fleet.relays.empty()) {
           Fail(what);
         } else {
