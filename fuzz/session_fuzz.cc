@@ -29,8 +29,7 @@ class EmptyStore : public edgesync::transport::SyncStore {
   absl::StatusOr<std::string> DocumentHash(absl::string_view) override {
     return std::string(edgesync::transport::kDocumentHashBytes, '\0');
   }
-  absl::Status PlanBatches(absl::string_view, const Holdings&, bool, bool,
-                           std::vector<BatchRef>*) override {
+  absl::Status PlanBatches(absl::string_view, const Holdings&, bool, std::vector<BatchRef>*) override {
     return absl::OkStatus();
   }
   absl::StatusOr<std::string> FetchBatch(const BatchRef&) override {

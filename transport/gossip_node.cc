@@ -81,9 +81,9 @@ class GossipNode::ConnectionStore : public SyncStore {
   absl::StatusOr<std::string> DocumentHash(absl::string_view document) override {
     return store().DocumentHash(document);
   }
-  absl::Status PlanBatches(absl::string_view document, const Holdings& peer, bool state_differs,
-                           bool proofs, std::vector<BatchRef>* out) override {
-    return store().PlanBatches(document, peer, state_differs, proofs, out);
+  absl::Status PlanBatches(absl::string_view document, const Holdings& peer, bool proofs,
+                           std::vector<BatchRef>* out) override {
+    return store().PlanBatches(document, peer, proofs, out);
   }
   absl::StatusOr<std::string> FetchBatch(const BatchRef& ref) override {
     return store().FetchBatch(ref);

@@ -737,9 +737,8 @@ absl::Status SyncSession::Compare() {
     // Equivocation proofs go once per session: one proof settles an
     // author's quarantine on a document for good.
     const bool proofs = proofs_sent_.insert(id).second;
-    const bool state_differs = p == peer_documents_.end() || p->second.hash != mine[id]->hash;
     if (absl::Status s = store_->PlanBatches(id, p == peer_documents_.end() ? kNothing : p->second.holdings,
-                                             state_differs, proofs, &plan_);
+                                             proofs, &plan_);
         !s.ok()) {
       return s;
     }

@@ -119,14 +119,11 @@ class SyncStore {
   // would replace some of the peer's: when the log size classes differ, a
   // batch strictly containing one of the peer's where the peer holds none
   // containing it; when both hold the same ranges but the content tags
-  // differ, every batch; when `state_differs` (the two state hashes differ)
-  // and both hold the same seqs of every author, every batch of each author
-  // whose content tag differs. With
+  // differ, every batch. With
   // `equivocation_proofs`, also the two batches of each equivocation proof
   // held for the document (a session asks for them once per document).
   virtual absl::Status PlanBatches(absl::string_view document, const Holdings& peer,
-                                   bool state_differs, bool equivocation_proofs,
-                                   std::vector<BatchRef>* out) = 0;
+                                   bool equivocation_proofs, std::vector<BatchRef>* out) = 0;
   // Called with the peer's holdings of each document that differs, before
   // planning: a replica learns of its own key's seqs that a peer holds and
   // its log lacks (a store restored from an earlier copy) and stops

@@ -212,7 +212,7 @@ absl::Status ReplicaSyncStore::PlanRepairs(StoreTxn& txn, uint32_t num, absl::st
 
 absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
                                            const transport::Holdings& peer_holdings,
-                                           bool state_differs, bool equivocation_proofs,
+                                           bool equivocation_proofs,
                                            std::vector<transport::BatchRef>* out) {
   std::vector<transport::BatchRef> planned;
   const transport::Coverage peer = transport::CoverageOf(peer_holdings);
@@ -238,7 +238,7 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
       return true;
     });
     if (!cs.ok()) return cs;
-    bool same_seqs = state_differs;
+    bool same_seqs = true;
     size_t authors_held = 0;
     for (const auto& [author, seqs] : mine) {
       if (seqs.empty()) continue;
@@ -260,9 +260,8 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
       const bool own = author == core_->self();
       crdt::RangeSet repaired;
       // Own batches that would repair the peer's are cut with the missing
-      // seqs next to them instead where that cut is whole stored batches
-      // (below): one harder-compressed cut, kept in their place, rather
-      // than each stored tier as it was merged.
+      // seqs next to them instead (below): one harder-compressed cut, kept
+      // in their place, rather than each stored tier as it was merged.
       std::vector<transport::BatchRef> own_repairs;
       if (absl::Status rs = PlanRepairs(txn, num, document, author, peer_holdings, same_seqs, &stored,
                                         &repaired, own ? &own_repairs : &planned);
@@ -298,25 +297,7 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
           if (!ls.ok()) return ls;
         }
         crdt::RangeSet cut = uncovered.Minus(whole);
-        crdt::RangeSet joined = cut;
-        joined.InsertAll(repaired);
-        // The repairs join the cut only where it then consists of whole
-        // stored batches, which it replaces here too: otherwise the peer
-        // would get a batch this log does not hold, and the size classes
-        // could stay apart. Else they go as stored.
-        bool aligned = true;
-        for (const crdt::Range& r : joined.ranges()) {
-          absl::Status ls = txn.ForEachLog(num, author, r.first, r.last, [&](const LogEntry& e) {
-            aligned = aligned && e.first >= r.first && e.last <= r.last;
-            return aligned;
-          });
-          if (!ls.ok()) return ls;
-        }
-        if (aligned) {
-          cut = std::move(joined);
-        } else {
-          planned.insert(planned.end(), own_repairs.begin(), own_repairs.end());
-        }
+        cut.InsertAll(repaired);
         if (absl::Status os = PlanOwnCuts(txn, num, document, cut, &planned); !os.ok()) return os;
       }
     }

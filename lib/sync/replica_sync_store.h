@@ -24,8 +24,7 @@ class ReplicaSyncStore : public transport::SyncStore {
                              absl::FunctionRef<bool(const transport::DocumentSummary&)> fn) override;
   absl::StatusOr<std::string> DocumentHash(absl::string_view document) override;
   absl::Status PlanBatches(absl::string_view document, const transport::Holdings& peer,
-                           bool state_differs, bool equivocation_proofs,
-                           std::vector<transport::BatchRef>* out) override;
+                           bool equivocation_proofs, std::vector<transport::BatchRef>* out) override;
   absl::Status NotePeerHoldings(absl::string_view document,
                                 const transport::Holdings& peer) override;
   absl::StatusOr<std::string> FetchBatch(const transport::BatchRef& ref) override;
