@@ -163,7 +163,6 @@ absl::Status ReplicaSyncStore::PlanOwnCuts(StoreTxn& txn, uint32_t num, absl::st
 absl::Status ReplicaSyncStore::PlanRepairs(StoreTxn& txn, uint32_t num, absl::string_view document,
                                            const crdt::AuthorKey& author,
                                            const transport::Holdings& peer,
-                                           bool same_seqs,
                                            std::set<std::string>* stored,
                                            crdt::RangeSet* repaired,
                                            std::vector<transport::BatchRef>* planned) {
@@ -182,26 +181,16 @@ absl::Status ReplicaSyncStore::PlanRepairs(StoreTxn& txn, uint32_t num, absl::st
   // other rules run first, and a later round, with equal ranges, finds it.
   const bool tags_differ =
       log->batches.ranges == ranges && log->batches.tag != theirs->second.tag;
-  // The document differs and both hold the same seqs of every author: only
-  // content can differ (a restored store's reissued seqs, compactions made
-  // under different trust), in batches that need not share ranges. Every
-  // batch of an author whose tag differs goes; the receiver keeps the
-  // smaller of a same-range pair, and records an equivocation where the
-  // contents contradict.
-  const bool send_all = same_seqs && log->batches.tag != theirs->second.tag;
   // Logs of one size class are within sqrt(2) of each other: splitting the
   // same seqs differently is left alone, so a session for a few writes
   // after an author's tiers merged sends those writes, not the merged tier.
   // Past that, each side sends its batches that contain several of the
   // peer's; both then hold the coarser of each, and the same log.
   const bool sizes_differ = log->batches.size_class != theirs->second.size_class;
-  if (!sizes_differ && !tags_differ && !send_all) return absl::OkStatus();
+  if (!sizes_differ && !tags_differ) return absl::OkStatus();
   for (const LogEntry& e : log->entries) {
     if (stored->contains(e.key)) continue;
-    if (!send_all &&
-        !Replaces(crdt::Range{e.first, e.last}, ranges, reach, sizes_differ, tags_differ)) {
-      continue;
-    }
+    if (!Replaces(crdt::Range{e.first, e.last}, ranges, reach, sizes_differ, tags_differ)) continue;
     stored->insert(e.key);
     repaired->Insert(e.first, e.last);
     planned->push_back(transport::BatchRef{std::string(document), author, e.first, e.last,
@@ -238,15 +227,6 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
       return true;
     });
     if (!cs.ok()) return cs;
-    bool same_seqs = true;
-    size_t authors_held = 0;
-    for (const auto& [author, seqs] : mine) {
-      if (seqs.empty()) continue;
-      ++authors_held;
-      auto theirs = peer.find(author);
-      same_seqs = same_seqs && theirs != peer.end() && theirs->second == seqs;
-    }
-    same_seqs = same_seqs && authors_held == peer.size();
     for (const auto& entry : mine) {
       const crdt::AuthorKey& author = entry.first;
       const crdt::RangeSet& seqs = entry.second;
@@ -257,28 +237,22 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
           if (absl::Status ps = plan_stored(author, r.first, r.last); !ps.ok()) return ps;
         }
       }
-      const bool own = author == core_->self();
       crdt::RangeSet repaired;
-      // Own batches that would repair the peer's are cut with the missing
-      // seqs next to them instead (below): one harder-compressed cut, kept
-      // in their place, rather than each stored tier as it was merged.
-      std::vector<transport::BatchRef> own_repairs;
-      if (absl::Status rs = PlanRepairs(txn, num, document, author, peer_holdings, same_seqs, &stored,
-                                        &repaired, own ? &own_repairs : &planned);
+      if (absl::Status rs = PlanRepairs(txn, num, document, author, peer_holdings, &stored,
+                                        &repaired, &planned);
           !rs.ok()) {
         return rs;
       }
-      if (own) {
-        // Own missing seqs: cuts of exactly those seqs, so that the bytes
-        // follow what the peer lacks, not the stored batch (a merged tier)
-        // holding them. A cut of whole stored batches replaces
+      if (author == core_->self()) {
+        // Own seqs no repair carries: cuts of exactly those seqs, so that
+        // the bytes follow what the peer lacks, not the stored batch (a
+        // merged tier) holding them. A cut of whole stored batches replaces
         // them in this replica's log too (CutAndKeepOwnRange); a partial
         // one is only sent, and the size-class rule settles the logs'
         // shapes. Except that a stored batch the missing seqs cover only in
-        // part goes whole when that costs at most a batch's fixed bytes
-        // more than the cut (estimated as the missing seqs' share of its
-        // bytes plus those fixed bytes): the peer then holds it as this
-        // replica does.
+        // part goes whole when that costs at most twice the cut (estimated
+        // as the missing seqs' share of its bytes plus a batch's fixed
+        // bytes): the peer then holds it as this replica does.
         const crdt::RangeSet uncovered = missing.Minus(repaired);
         crdt::RangeSet whole;
         for (const crdt::Range& r : uncovered.ranges()) {
@@ -287,7 +261,7 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
             const uint64_t overlap = std::min(e.last, r.last) - std::max(e.first, r.first) + 1;
             const long double share = static_cast<long double>(e.bytes.size()) * overlap /
                                           (e.last - e.first + 1) + kBatchFixedBytes;
-            if (e.bytes.size() <= share + kBatchFixedBytes && stored.insert(e.key).second) {
+            if (e.bytes.size() <= 2 * share && stored.insert(e.key).second) {
               planned.push_back(transport::BatchRef{std::string(document), author, e.first,
                                                     e.last, /*own_cut=*/false, e.key});
               whole.Insert(e.first, e.last);
@@ -296,8 +270,7 @@ absl::Status ReplicaSyncStore::PlanBatches(absl::string_view document,
           });
           if (!ls.ok()) return ls;
         }
-        crdt::RangeSet cut = uncovered.Minus(whole);
-        cut.InsertAll(repaired);
+        const crdt::RangeSet cut = uncovered.Minus(whole);
         if (absl::Status os = PlanOwnCuts(txn, num, document, cut, &planned); !os.ok()) return os;
       }
     }

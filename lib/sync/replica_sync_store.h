@@ -46,11 +46,10 @@ class ReplicaSyncStore : public transport::SyncStore {
                            const crdt::RangeSet& seqs, std::vector<transport::BatchRef>* planned);
   // Plans the stored batches of `author` that would replace some of the
   // peer's (PlanBatches), skipping those in `stored` (already planned), and
-  // adds the seqs they hold to `repaired`. `same_seqs`: both sides hold the
-  // same seqs of every author of the document, so only content can differ.
+  // adds the seqs they hold to `repaired`.
   absl::Status PlanRepairs(StoreTxn& txn, uint32_t num, absl::string_view document,
                            const crdt::AuthorKey& author, const transport::Holdings& peer,
-                           bool same_seqs, std::set<std::string>* stored, crdt::RangeSet* repaired,
+                           std::set<std::string>* stored, crdt::RangeSet* repaired,
                            std::vector<transport::BatchRef>* planned);
 
   std::shared_ptr<ReplicaCore> core_;
